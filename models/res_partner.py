@@ -1,0 +1,84 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+# Best standing first: a partner's status is the best one among its subscriptions.
+STATUS_RANK = ["active", "past_due", "suspended", "expired"]
+STATE_TO_STATUS = {
+    "active": "active",
+    "past_due": "past_due",
+    "suspended": "suspended",
+    "expired": "expired",
+    "cancelled": "expired",
+}
+
+
+class ResPartner(models.Model):
+    _inherit = "res.partner"
+
+    subscription_ids = fields.One2many(
+        "subscription.subscription", compute="_compute_subscription_ids", string="Subscriptions",
+    )
+    subscription_count = fields.Integer(compute="_compute_subscription_ids", string="Subscription count")
+    subscription_status = fields.Selection(
+        [("none", "No subscription"), ("active", "Active"), ("past_due", "Past due"),
+         ("suspended", "Suspended"), ("expired", "Expired")],
+        compute="_compute_subscription_ids", search="_search_subscription_status",
+        string="Subscription status",
+        help="The best standing among the subscriptions of this customer's company: "
+        "active customers are eligible for support.",
+    )
+
+    @api.model
+    def _subscription_status_by_commercial(self, commercial_ids=None):
+        """{commercial partner id: status} for partners that have subscriptions."""
+        domain = [("state", "!=", "draft")]
+        if commercial_ids is not None:
+            domain.append(("commercial_partner_id", "in", list(commercial_ids)))
+        groups = self.env["subscription.subscription"].sudo()._read_group(
+            domain, ["commercial_partner_id", "state"], ["__count"],
+        )
+        result = {}
+        for partner, state, _count in groups:
+            status = STATE_TO_STATUS[state]
+            current = result.get(partner.id)
+            if current is None or STATUS_RANK.index(status) < STATUS_RANK.index(current):
+                result[partner.id] = status
+        return result
+
+    def _compute_subscription_ids(self):
+        commercial = self.commercial_partner_id
+        subs = self.env["subscription.subscription"].search([("commercial_partner_id", "in", commercial.ids)])
+        by_commercial = {}
+        for sub in subs:
+            by_commercial.setdefault(sub.commercial_partner_id.id, []).append(sub.id)
+        status = self._subscription_status_by_commercial(commercial.ids)
+        for partner in self:
+            ids = by_commercial.get(partner.commercial_partner_id.id, [])
+            partner.subscription_ids = [fields.Command.set(ids)]
+            partner.subscription_count = len(ids)
+            partner.subscription_status = status.get(partner.commercial_partner_id.id, "none")
+
+    def _search_subscription_status(self, operator, value):
+        if operator in ("=", "!="):
+            values = {value}
+        elif operator in ("in", "not in"):
+            values = set(value)
+        else:
+            raise UserError(self.env._("Unsupported search on subscription status."))
+        status = self._subscription_status_by_commercial()
+        matching = [pid for pid, st in status.items() if st in values]
+        if "none" in values:
+            domain = ["|", ("commercial_partner_id", "in", matching),
+                      ("commercial_partner_id", "not in", list(status))]
+        else:
+            domain = [("commercial_partner_id", "in", matching)]
+        if operator in ("!=", "not in"):
+            domain = ["!", *domain]
+        return domain
+
+    def action_view_subscriptions(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("subscription_billing.subscription_action")
+        action["domain"] = [("commercial_partner_id", "=", self.commercial_partner_id.id)]
+        action["context"] = {"default_partner_id": self.id}
+        return action

@@ -1,0 +1,131 @@
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+
+class SubscriptionLine(models.Model):
+    _name = "subscription.line"
+    _description = "Subscription Line"
+    _order = "subscription_id, sequence, id"
+    _check_company_auto = True
+
+    subscription_id = fields.Many2one(
+        "subscription.subscription", required=True, ondelete="cascade", index=True,
+    )
+    sequence = fields.Integer(default=10)
+    company_id = fields.Many2one(related="subscription_id.company_id", store=True, index=True)
+    currency_id = fields.Many2one(related="subscription_id.currency_id", store=True)
+    product_id = fields.Many2one(
+        "product.product", required=True, check_company=True,
+        domain=[("recurring_invoice", "=", True), ("sale_ok", "=", True)],
+    )
+    name = fields.Text(
+        string="Description", compute="_compute_name", store=True, readonly=False, required=True, precompute=True,
+    )
+    quantity = fields.Float(default=1.0, digits="Product Unit", required=True)
+    price_unit = fields.Float(
+        string="Unit price", digits="Product Price", compute="_compute_price_unit", store=True, readonly=False,
+        precompute=True, required=True,
+    )
+    discount = fields.Float(string="Discount (%)", digits="Discount", default=0.0)
+    tax_ids = fields.Many2many(
+        "account.tax", string="Taxes", compute="_compute_tax_ids", store=True, readonly=False, precompute=True,
+        check_company=True, domain=[("type_tax_use", "=", "sale")],
+    )
+    price_subtotal = fields.Monetary(compute="_compute_amount", store=True, string="Subtotal")
+    price_tax = fields.Monetary(compute="_compute_amount", store=True, string="Tax")
+    price_total = fields.Monetary(compute="_compute_amount", store=True, string="Total")
+
+    _quantity_not_negative = models.Constraint(
+        "CHECK(quantity >= 0)", "The quantity of a subscription line cannot be negative."
+    )
+    _price_not_negative = models.Constraint(
+        "CHECK(price_unit >= 0)", "The unit price of a subscription line cannot be negative."
+    )
+    _discount_range = models.Constraint(
+        "CHECK(discount >= 0 AND discount <= 100)", "A discount is between 0 and 100%."
+    )
+
+    @api.depends("product_id")
+    def _compute_name(self):
+        for line in self:
+            if line.product_id:
+                line.name = line.product_id.get_product_multiline_description_sale()
+            elif not line.name:
+                line.name = False
+
+    @api.depends("product_id", "subscription_id.plan_id", "subscription_id.currency_id")
+    def _compute_price_unit(self):
+        Pricing = self.env["subscription.pricing"]
+        for line in self:
+            sub = line.subscription_id
+            if not line.product_id:
+                line.price_unit = 0.0
+                continue
+            price = None
+            if sub.plan_id and sub.currency_id:
+                price = Pricing._get_price(line.product_id, sub.plan_id, sub.currency_id)
+            if price is None:
+                price = line.product_id.lst_price
+            line.price_unit = price
+
+    @api.depends("product_id", "subscription_id.fiscal_position_id", "subscription_id.company_id")
+    def _compute_tax_ids(self):
+        cache = {}
+        for line in self:
+            company = line.subscription_id.company_id or self.env.company
+            taxes = line.product_id.taxes_id._filter_taxes_by_company(company)
+            fpos = line.subscription_id.fiscal_position_id
+            key = (fpos.id, company.id, tuple(taxes.ids))
+            if key not in cache:
+                cache[key] = fpos.map_tax(taxes) if fpos else taxes
+            line.tax_ids = cache[key]
+
+    def _prepare_base_line_for_taxes_computation(self, **kwargs):
+        """This line as a base line for ``account.tax``'s computation (as sale order lines do)."""
+        self.ensure_one()
+        sub = self.subscription_id
+        company = sub.company_id or self.env.company
+        values = {
+            "tax_ids": self.tax_ids,
+            "quantity": self.quantity,
+            "partner_id": sub.partner_id,
+            "currency_id": sub.currency_id or company.currency_id,
+            **kwargs,
+        }
+        return self.env["account.tax"]._prepare_base_line_for_taxes_computation(self, **values)
+
+    @api.depends("quantity", "discount", "price_unit", "tax_ids", "currency_id")
+    def _compute_amount(self):
+        AccountTax = self.env["account.tax"]
+        for line in self:
+            company = line.company_id or self.env.company
+            base_line = line._prepare_base_line_for_taxes_computation()
+            AccountTax._add_tax_details_in_base_line(base_line, company)
+            AccountTax._round_base_lines_tax_details([base_line], company)
+            line.price_subtotal = base_line["tax_details"]["total_excluded_currency"]
+            line.price_total = base_line["tax_details"]["total_included_currency"]
+            line.price_tax = line.price_total - line.price_subtotal
+
+    @api.constrains("product_id")
+    def _check_product_is_recurring(self):
+        for line in self:
+            if line.product_id and not line.product_id.recurring_invoice:
+                raise ValidationError(self.env._(
+                    "%(product)s is not a subscription product (tick 'Subscription product' on it first).",
+                    product=line.product_id.display_name,
+                ))
+
+    def _prepare_invoice_line_vals(self, period_label):
+        """Invoice line values for one billing period (label carries the period)."""
+        self.ensure_one()
+        return {
+            "display_type": "product",
+            "sequence": self.sequence,
+            "name": f"{self.name}\n{period_label}",
+            "product_id": self.product_id.id,
+            "product_uom_id": self.product_id.uom_id.id,
+            "quantity": self.quantity,
+            "price_unit": self.price_unit,
+            "discount": self.discount,
+            "tax_ids": [fields.Command.set(self.tax_ids.ids)],
+        }

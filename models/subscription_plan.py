@@ -1,0 +1,105 @@
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..utils import PERIOD_UNITS, is_multiple, monthly_factor
+
+
+class SubscriptionPlan(models.Model):
+    _name = "subscription.plan"
+    _description = "Subscription Plan"
+    _order = "sequence, id"
+    _check_company_auto = True
+
+    name = fields.Char(required=True, translate=True)
+    sequence = fields.Integer(default=10)
+    active = fields.Boolean(default=True)
+    company_id = fields.Many2one("res.company", index=True, default=lambda self: self.env.company)
+    billing_period_value = fields.Integer(
+        string="Bill every", required=True, default=1,
+        help="Number of units between two invoices.",
+    )
+    billing_period_unit = fields.Selection(PERIOD_UNITS, string="Billing unit", required=True, default="month")
+    term_value = fields.Integer(
+        string="Commitment term", default=0,
+        help="Length of the commitment; 0 means the subscription runs until it is closed.",
+    )
+    term_unit = fields.Selection(PERIOD_UNITS, string="Term unit", required=True, default="year")
+    auto_renew = fields.Boolean(
+        default=True,
+        help="At the end of the term, start another term automatically instead of expiring.",
+    )
+    renewal_reminder_days = fields.Integer(
+        default=30,
+        help="Subscriptions ending within this many days are shown as expiring soon "
+        "and their customers are reminded.",
+    )
+    payment_term_id = fields.Many2one(
+        "account.payment.term", check_company=True,
+        help="Payment terms of the invoices of customers who pay by hand.",
+    )
+    pricing_ids = fields.One2many("subscription.pricing", "plan_id", string="Prices")
+    subscription_ids = fields.One2many("subscription.subscription", "plan_id")
+    subscription_count = fields.Integer(compute="_compute_subscription_count")
+    billing_period_display = fields.Char(compute="_compute_billing_period_display", string="Billing period")
+    description = fields.Text(translate=True)
+
+    _billing_period_positive = models.Constraint(
+        "CHECK(billing_period_value >= 1)", "The billing period must be at least 1 day, week, month or year."
+    )
+    _term_not_negative = models.Constraint(
+        "CHECK(term_value >= 0)", "The commitment term cannot be negative (use 0 for open-ended plans)."
+    )
+    _reminder_not_negative = models.Constraint(
+        "CHECK(renewal_reminder_days >= 0)", "The renewal reminder cannot be a negative number of days."
+    )
+
+    @api.depends("subscription_ids")
+    def _compute_subscription_count(self):
+        counts = dict(
+            self.env["subscription.subscription"]._read_group(
+                [("plan_id", "in", self.ids)], ["plan_id"], ["__count"]
+            )
+        )
+        for plan in self:
+            plan.subscription_count = counts.get(plan, 0)
+
+    @api.depends("billing_period_value", "billing_period_unit")
+    def _compute_billing_period_display(self):
+        labels = dict(self._fields["billing_period_unit"]._description_selection(self.env))
+        for plan in self:
+            if plan.billing_period_value == 1:
+                plan.billing_period_display = self.env._("Every %(unit)s", unit=plan.billing_period_unit or "")
+            else:
+                plan.billing_period_display = self.env._(
+                    "Every %(value)s %(unit)s",
+                    value=plan.billing_period_value,
+                    unit=labels.get(plan.billing_period_unit, "").lower(),
+                )
+
+    @api.constrains("term_value", "term_unit", "billing_period_value", "billing_period_unit")
+    def _check_term_fits_periods(self):
+        for plan in self:
+            if plan.billing_period_value < 1:
+                raise ValidationError(self.env._("The billing period must be at least 1."))
+            if plan.term_value and not is_multiple(
+                plan.term_value, plan.term_unit, plan.billing_period_value, plan.billing_period_unit
+            ):
+                raise ValidationError(
+                    self.env._(
+                        "Plan %(plan)s: the commitment term must be a whole number of billing periods "
+                        "(e.g. a 1-year term billed monthly or quarterly).",
+                        plan=plan.name,
+                    )
+                )
+
+    def _monthly_factor(self):
+        """Factor that turns one period's amount into a monthly amount (MRR)."""
+        self.ensure_one()
+        return monthly_factor(self.billing_period_value, self.billing_period_unit)
+
+    def action_view_subscriptions(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("subscription_billing.subscription_action")
+        action["domain"] = [("plan_id", "=", self.id)]
+        action["context"] = {"default_plan_id": self.id}
+        return action

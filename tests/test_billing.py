@@ -1,0 +1,200 @@
+from datetime import date
+from unittest.mock import patch
+
+from psycopg2.errors import UniqueViolation
+
+from odoo.exceptions import UserError
+from odoo.fields import Command
+from odoo.tests import freeze_time, tagged
+from odoo.tools import mute_logger
+
+from .common import SubscriptionCommon
+
+
+@tagged("post_install", "-at_install")
+class TestBillingDay(SubscriptionCommon):
+    def _invoices(self, sub):
+        return self.env["account.move"].search(
+            [("subscription_id", "=", sub.id)], order="subscription_period_start"
+        )
+
+    @freeze_time("2026-01-31")
+    def test_monthly_invoice_posted_with_period_and_tax(self):
+        sub = self._create_subscription(date_start="2026-01-31")
+        self.assertEqual(sub.next_invoice_date, date(2026, 1, 31))
+        self.assertEqual(sub.date_end, date(2027, 1, 30))
+        self.assertEqual(sub.amount_untaxed, 12.0)
+        self.assertEqual(sub.amount_tax, 1.2)
+        self._run_billing()
+        invoice = self._invoices(sub)
+        self.assertEqual(len(invoice), 1)
+        self.assertEqual(invoice.state, "posted")
+        self.assertEqual(invoice.move_type, "out_invoice")
+        self.assertEqual(invoice.partner_id, self.partner)
+        self.assertEqual(invoice.subscription_period_start, date(2026, 1, 31))
+        self.assertEqual(invoice.subscription_period_end, date(2026, 2, 27))
+        self.assertEqual(invoice.amount_untaxed, 12.0)
+        self.assertEqual(invoice.amount_total, 13.2)
+        self.assertIn("01/31/2026 to 02/27/2026", invoice.invoice_line_ids.name)
+        self.assertEqual(sub.next_invoice_date, date(2026, 2, 28))
+
+    def test_month_end_anchoring_over_a_year(self):
+        with freeze_time("2026-01-31"):
+            sub = self._create_subscription(date_start="2026-01-31")
+        expected = [date(2026, 2, 28), date(2026, 3, 31), date(2026, 4, 30), date(2026, 5, 31)]
+        for day in [date(2026, 1, 31)] + expected[:-1]:
+            with freeze_time(day):
+                self._run_billing()
+        self.assertEqual(self._invoices(sub).mapped("subscription_period_start"), [date(2026, 1, 31)] + expected[:-1])
+        self.assertEqual(sub.next_invoice_date, date(2026, 5, 31))
+
+    @freeze_time("2026-04-15")
+    def test_catch_up_one_invoice_per_missed_period(self):
+        sub = self._create_subscription(date_start="2026-01-01")
+        self._run_billing()
+        invoices = self._invoices(sub)
+        self.assertEqual(invoices.mapped("subscription_period_start"),
+                         [date(2026, 1, 1), date(2026, 2, 1), date(2026, 3, 1), date(2026, 4, 1)])
+        self.assertTrue(all(inv.state == "posted" for inv in invoices))
+        self.assertEqual(sub.next_invoice_date, date(2026, 5, 1))
+
+    @freeze_time("2026-04-15")
+    def test_rerun_does_not_duplicate_invoice(self):
+        sub = self._create_subscription(date_start="2026-03-01")
+        self._run_billing()
+        self._run_billing()
+        sub.next_invoice_date = date(2026, 3, 1)  # even if someone moves the date back by hand
+        with mute_logger("odoo.addons.subscription_billing.models.subscription", "odoo.sql_db"):
+            self._run_billing()
+        self.assertEqual(len(self._invoices(sub)), 2)
+        self.assertTrue(sub.billing_error, "the refused duplicate is reported on the subscription")
+
+    @freeze_time("2026-03-01")
+    def test_unique_index_rejects_duplicate_written_directly(self):
+        sub = self._create_subscription(date_start="2026-03-01")
+        self._run_billing()
+        invoice = self._invoices(sub)
+        with self.assertRaises(UniqueViolation), mute_logger("odoo.sql_db"), self.env.cr.savepoint():
+            self.env["account.move"].create({
+                "move_type": "out_invoice",
+                "partner_id": self.partner.id,
+                "subscription_id": sub.id,
+                "subscription_period_start": invoice.subscription_period_start,
+                "invoice_line_ids": [Command.create({"name": "dup", "price_unit": 1.0})],
+            })
+            self.env.flush_all()
+
+    @freeze_time("2026-01-01")
+    def test_quarterly_and_yearly_amounts(self):
+        quarterly = self._create_subscription(plan=self.plan_quarterly)
+        yearly = self._create_subscription(plan=self.plan_yearly, partner=self.partner_b)
+        self._run_billing()
+        self.assertEqual(self._invoices(quarterly).amount_untaxed, 32.0)
+        self.assertEqual(self._invoices(quarterly).subscription_period_end, date(2026, 3, 31))
+        self.assertEqual(quarterly.next_invoice_date, date(2026, 4, 1))
+        self.assertEqual(self._invoices(yearly).amount_total, 132.0)
+        self.assertEqual(yearly.next_invoice_date, date(2027, 1, 1))
+        self.assertAlmostEqual(quarterly.recurring_monthly, 10.67)
+        self.assertAlmostEqual(yearly.recurring_monthly, 10.0)
+
+    def test_term_end_expires_when_not_renewing(self):
+        with freeze_time("2025-01-01"):
+            sub = self._create_subscription(plan=self.plan_yearly, date_start="2025-01-01")
+            self._run_billing()
+        self.assertEqual(sub.date_end, date(2025, 12, 31))
+        with freeze_time("2026-01-01"):
+            self._run_billing()
+        self.assertEqual(sub.state, "expired")
+        self.assertEqual(sub.close_reason_id, self.env.ref("subscription_billing.close_reason_expired"))
+        self.assertEqual(len(self._invoices(sub)), 1, "no invoice after the term")
+
+    def test_term_end_renews_when_auto_renew(self):
+        with freeze_time("2025-01-01"):
+            sub = self._create_subscription(plan=self.plan_quarterly, date_start="2025-01-01")
+        self.assertTrue(sub.auto_renew)
+        with freeze_time("2026-01-01"):
+            self._run_billing()
+        self.assertEqual(sub.state, "active")
+        self.assertEqual(sub.date_end, date(2026, 12, 31))
+        self.assertEqual(len(self._invoices(sub)), 5)
+        self.assertEqual(sub.next_invoice_date, date(2026, 4, 1))
+
+    @freeze_time("2026-02-01")
+    def test_failing_subscription_is_logged_and_others_billed(self):
+        good = self._create_subscription(date_start="2026-02-01")
+        bad = self._create_subscription(partner=self.partner_b, date_start="2026-02-01")
+        original = type(bad)._prepare_invoice_vals
+
+        def prepare(sub, *args, **kwargs):
+            if sub == bad:
+                raise UserError(sub.env._("No income account for this product"))
+            return original(sub, *args, **kwargs)
+
+        with patch.object(type(bad), "_prepare_invoice_vals", prepare), \
+                mute_logger("odoo.addons.subscription_billing.models.subscription"):
+            self._run_billing()
+        self.assertEqual(len(self._invoices(good)), 1)
+        self.assertEqual(good.next_invoice_date, date(2026, 3, 1))
+        self.assertFalse(self._invoices(bad))
+        self.assertEqual(bad.next_invoice_date, date(2026, 2, 1), "date not moved without invoice")
+        self.assertEqual(bad.billing_failed_on, date(2026, 2, 1))
+        self.assertIn("No income account", bad.billing_error)
+        self.assertTrue(bad.activity_ids, "the salesperson gets an activity")
+        # Parked for the day: a rerun the same day leaves it alone, the next day retries it.
+        self._run_billing()
+        self.assertFalse(self._invoices(bad))
+        with freeze_time("2026-02-02"):
+            self._run_billing()
+        self.assertEqual(len(self._invoices(bad)), 1)
+        self.assertFalse(bad.billing_error)
+
+    @freeze_time("2026-02-01")
+    def test_mail_failure_never_leaves_posted_invoice_with_unmoved_date(self):
+        sub = self._create_subscription(date_start="2026-02-01")
+        template_cls = type(self.env["mail.template"])
+        with patch.object(template_cls, "send_mail_batch", side_effect=RuntimeError("SMTP down")), \
+                mute_logger("odoo.addons.subscription_billing.models.subscription"):
+            self._run_billing()
+        invoice = self._invoices(sub)
+        self.assertEqual(invoice.state, "posted")
+        self.assertEqual(sub.next_invoice_date, date(2026, 3, 1))
+
+    @freeze_time("2026-02-01")
+    def test_invoice_mail_queued_with_portal_link(self):
+        sub = self._create_subscription(date_start="2026-02-01")
+        self._run_billing()
+        invoice = self._invoices(sub)
+        mail = self.env["mail.mail"].search([("model", "=", "account.move"), ("res_id", "=", invoice.id)])
+        self.assertEqual(len(mail), 1)
+        self.assertEqual(mail.recipient_ids, self.partner)
+        self.assertEqual(mail.state, "outgoing")
+        self.assertTrue(invoice.access_token)
+        self.assertIn(f"/my/invoices/{invoice.id}?access_token={invoice.access_token}", mail.body_html)
+        self.assertTrue(invoice.is_move_sent)
+        # The link opens the invoice without login (portal access by token).
+        self.assertEqual(invoice.get_portal_url(), f"/my/invoices/{invoice.id}?access_token={invoice.access_token}")
+
+    @freeze_time("2026-02-10")
+    def test_generate_invoice_now_bills_next_period_once(self):
+        sub = self._create_subscription(date_start="2026-02-01")
+        self._run_billing()
+        self.assertEqual(sub.next_invoice_date, date(2026, 3, 1))
+        sub.action_generate_invoice()
+        invoices = self._invoices(sub)
+        self.assertEqual(invoices.mapped("subscription_period_start"), [date(2026, 2, 1), date(2026, 3, 1)])
+        self.assertEqual(sub.next_invoice_date, date(2026, 4, 1))
+        self._run_billing()
+        self.assertEqual(len(self._invoices(sub)), 2)
+
+    @freeze_time("2026-02-10")
+    def test_no_invoice_for_suspended_draft_or_cancelled(self):
+        suspended = self._create_subscription(date_start="2026-02-01")
+        suspended.action_suspend()
+        draft = self._create_subscription(date_start="2026-02-01", start=False)
+        cancelled = self._create_subscription(date_start="2026-02-01")
+        cancelled.action_cancel()
+        self._run_billing()
+        for sub in suspended | draft | cancelled:
+            self.assertFalse(self._invoices(sub))
+        with self.assertRaisesRegex(UserError, "only active or past due"):
+            suspended.action_generate_invoice()

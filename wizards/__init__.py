@@ -1,0 +1,2 @@
+from . import subscription_close_wizard
+from . import subscription_enroll_wizard
