@@ -1,4 +1,5 @@
 import logging
+import uuid
 from datetime import timedelta
 
 from odoo import api, fields, models
@@ -702,6 +703,10 @@ class SubscriptionSubscription(models.Model):
             "subscription_id": self.id,
             "subscription_period_start": period_start,
             "subscription_period_end": period_end_,
+            # Portal token and "sent" flag set at creation: writing them afterwards would run
+            # the whole invoice write machinery once per invoice.
+            "access_token": str(uuid.uuid4()),
+            "is_move_sent": bool(self.partner_id.email),
             "invoice_line_ids": [Command.create(line._prepare_invoice_line_vals(label)) for line in self.line_ids],
         }
 
@@ -726,9 +731,7 @@ class AccountMoveSubscriptionMails(models.Model):
         invoices = self.sudo().filtered(lambda m: m.partner_id.email)
         try:
             with self.env.cr.savepoint():
-                for invoice in invoices:
-                    invoice._portal_ensure_token()
                 template.sudo().send_mail_batch(invoices.ids)
-                invoices.write({"is_move_sent": True})
         except Exception:  # mail problems never undo billing
             _logger.exception("Could not queue invoice e-mails for %s invoices", len(invoices))
+            invoices.filtered("is_move_sent").write({"is_move_sent": False})

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Benchmark of the billing day: N subscriptions (Trendhouse mix), one scheduled run.
+
+Run it through ``./dev bench`` (which sets up Odoo and passes the configuration):
+
+    ./dev bench                 # N = 1,000 and 10,000, one worker
+    ./dev bench 2000 --workers 2   # two billing workers at once on the same base
+
+For each N it copies a template database with the addon installed, creates N
+customers and N running subscriptions due today (60 % monthly 12.00, 25 %
+quarterly 32.00, 15 % yearly 120.00, with a 10 % tax), then runs the billing
+day (``_cron_generate_invoices``, committed batches, e-mails queued) in a fresh
+process and prints wall time, invoices per second and peak memory (RSS). With
+``--workers 2`` it also checks that no period was invoiced twice.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+
+DB_TEMPLATE = "subscription_billing_bench_tpl"
+
+
+def odoo_env(conf, db):
+    import odoo  # noqa: F401  (imported after the configuration is known)
+    from odoo import api
+    from odoo.modules.registry import Registry
+    from odoo.tools import config
+
+    config.parse_config(["-c", conf, "--log-level=warn"], setup_logging=True)
+    registry = Registry(db)
+    cr = registry.cursor()
+    return api.Environment(cr, api.SUPERUSER_ID, {}), cr
+
+
+def psql(db, sql):
+    return subprocess.run(["psql", "-d", db, "-Atc", sql], check=True, capture_output=True, text=True).stdout
+
+
+def make_template(conf, odoo_dir):
+    exists = psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{DB_TEMPLATE}'").strip()
+    if exists and not os.environ.get("SB_BENCH_REBUILD"):
+        return
+    subprocess.run(["dropdb", "--if-exists", DB_TEMPLATE], check=True)
+    print(f"installing subscription_billing in {DB_TEMPLATE} ...", flush=True)
+    subprocess.run(
+        [sys.executable, os.path.join(odoo_dir, "odoo-bin"), "-c", conf, "-d", DB_TEMPLATE,
+         "-i", "subscription_billing", "--stop-after-init", "--log-level=warn"],
+        check=True,
+    )
+
+
+def populate(conf, db, n):
+    """Create n customers and n active subscriptions due today."""
+    from odoo.fields import Command
+
+    env, cr = odoo_env(conf, db)
+    today = time.strftime("%Y-%m-%d")
+    tax = env["account.tax"].create({"name": "Bench VAT 10%", "amount": 10, "type_tax_use": "sale"})
+    plans = env["subscription.plan"].create([
+        {"name": "Monthly", "billing_period_value": 1, "billing_period_unit": "month", "term_value": 1},
+        {"name": "Quarterly", "billing_period_value": 3, "billing_period_unit": "month", "term_value": 1},
+        {"name": "Yearly", "billing_period_value": 1, "billing_period_unit": "year", "term_value": 1},
+    ])
+    product = env["product.product"].create({
+        "name": "Trendhouse Weekly", "type": "service", "recurring_invoice": True, "list_price": 12.0,
+        "taxes_id": [Command.set(tax.ids)],
+        "subscription_pricing_ids": [Command.create({"plan_id": p.id, "price": price})
+                                     for p, price in zip(plans, (12.0, 32.0, 120.0), strict=True)],
+    })
+    chunk = 1000
+    for offset in range(0, n, chunk):
+        size = min(chunk, n - offset)
+        partners = env["res.partner"].with_context(tracking_disable=True).create([
+            {"name": f"Reader {offset + i:06d}", "email": f"reader{offset + i}@example.com"} for i in range(size)
+        ])
+        vals = []
+        for i, partner in enumerate(partners):
+            k = (offset + i) % 20
+            plan = plans[0] if k < 12 else plans[1] if k < 17 else plans[2]
+            vals.append({
+                "partner_id": partner.id, "plan_id": plan.id, "date_start": today, "state": "active",
+                "line_ids": [Command.create({"product_id": product.id, "quantity": 1})],
+            })
+        env["subscription.subscription"].with_context(tracking_disable=True).create(vals)
+        cr.commit()
+        env.invalidate_all()
+    cr.close()
+
+
+def bill(conf, db, batch_size):
+    """One billing day in this process; prints 'seconds peak_rss_mib'."""
+    import psutil
+
+    env, cr = odoo_env(conf, db)
+    if batch_size:
+        env["ir.config_parameter"].set_param("subscription_billing.batch_size", batch_size)
+        cr.commit()
+    proc = psutil.Process()
+    peak = [proc.memory_info().rss]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    profile_path = os.environ.get("SB_BENCH_PROFILE")
+    if profile_path:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    start = time.perf_counter()
+    env["subscription.subscription"]._cron_generate_invoices()
+    cr.commit()
+    elapsed = time.perf_counter() - start
+    if profile_path:
+        profiler.disable()
+        profiler.dump_stats(profile_path)
+    done.set()
+    sampler.join()
+    cr.close()
+    print(f"{elapsed:.3f} {peak[0] / 2**20:.1f}")
+
+
+def run_one(conf, n, workers, batch_size):
+    db = f"subscription_billing_bench_{n}"
+    subprocess.run(["dropdb", "--if-exists", db], check=True)
+    subprocess.run(["createdb", "-T", DB_TEMPLATE, db], check=True)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--populate", str(n), "--db", db, "--conf", conf], check=True)
+    populate_s = time.perf_counter() - t0
+    cmd = [sys.executable, __file__, "--bill", "--db", db, "--conf", conf, "--batch-size", str(batch_size or 0)]
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
+    outs = [p.communicate()[0].strip().splitlines()[-1] for p in procs]
+    wall = time.perf_counter() - t0
+    if any(p.returncode for p in procs):
+        raise SystemExit("a billing worker failed")
+    peaks = [float(o.split()[1]) for o in outs]
+    invoices = int(psql(db, "SELECT count(*) FROM account_move WHERE subscription_id IS NOT NULL"))
+    posted = int(psql(db, "SELECT count(*) FROM account_move WHERE subscription_id IS NOT NULL AND state='posted'"))
+    dups = int(psql(db, "SELECT count(*) FROM (SELECT 1 FROM account_move WHERE subscription_id IS NOT NULL "
+                        "GROUP BY subscription_id, subscription_period_start HAVING count(*) > 1) d"))
+    mails = int(psql(db, "SELECT count(*) FROM mail_mail m JOIN mail_message mm ON mm.id = m.mail_message_id "
+                         "WHERE mm.model = 'account.move'"))
+    left = int(psql(db, "SELECT count(*) FROM subscription_subscription WHERE next_invoice_date <= CURRENT_DATE"))
+    subprocess.run(["dropdb", "--if-exists", db], check=True)
+    return {
+        "n": n, "workers": workers, "populate_s": populate_s, "wall_s": wall, "invoices": invoices,
+        "posted": posted, "duplicates": dups, "mails": mails, "still_due": left,
+        "inv_per_s": invoices / wall if wall else 0, "peak_rss_mib": max(peaks),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sizes", nargs="*", type=int, default=[1000, 10000])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=0, help="subscriptions per committed batch (default 200)")
+    parser.add_argument("--conf", default=os.environ.get("SB_ODOO_CONF"))
+    parser.add_argument("--db")
+    parser.add_argument("--populate", type=int)
+    parser.add_argument("--bill", action="store_true")
+    args = parser.parse_args()
+    if not args.conf:
+        raise SystemExit("run it through ./dev bench (no Odoo configuration given)")
+    if args.populate:
+        return populate(args.conf, args.db, args.populate)
+    if args.bill:
+        return bill(args.conf, args.db, args.batch_size)
+    make_template(args.conf, os.environ["SB_ODOO_DIR"])
+    print(f"{'N':>7} {'workers':>7} {'invoices':>8} {'dups':>4} {'mails':>6} {'left':>4} "
+          f"{'billing s':>9} {'inv/s':>7} {'peak RSS MiB':>12}", flush=True)
+    for n in args.sizes:
+        r = run_one(args.conf, n, args.workers, args.batch_size)
+        print(f"{r['n']:>7} {r['workers']:>7} {r['invoices']:>8} {r['duplicates']:>4} {r['mails']:>6} "
+              f"{r['still_due']:>4} {r['wall_s']:>9.1f} {r['inv_per_s']:>7.1f} {r['peak_rss_mib']:>12.1f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
