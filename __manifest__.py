@@ -28,6 +28,7 @@
         "views/product_template_views.xml",
         "views/res_partner_views.xml",
         "views/account_move_views.xml",
+        "views/sale_order_views.xml",
         "wizards/subscription_close_wizard_views.xml",
         "wizards/subscription_enroll_wizard_views.xml",
         "views/subscription_menus.xml",

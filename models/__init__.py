@@ -6,3 +6,4 @@ from . import subscription
 from . import subscription_line
 from . import account_move
 from . import res_partner
+from . import sale_order

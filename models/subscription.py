@@ -96,6 +96,10 @@ class SubscriptionSubscription(models.Model):
     close_note = fields.Text(copy=False)
     date_closed = fields.Date(copy=False, readonly=True)
     note = fields.Html(string="Terms and conditions")
+    sale_order_id = fields.Many2one(
+        "sale.order", string="Sales order", copy=False, readonly=True, index="btree_not_null",
+        help="The confirmed quotation this subscription was started from.",
+    )
 
     amount_untaxed = fields.Monetary(compute="_compute_amounts", store=True, string="Untaxed amount")
     amount_tax = fields.Monetary(compute="_compute_amounts", store=True, string="Taxes")

@@ -2,3 +2,4 @@ from . import test_utils
 from . import test_billing
 from . import test_subscription
 from . import test_security
+from . import test_sale_order

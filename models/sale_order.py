@@ -1,0 +1,118 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.fields import Command
+
+
+class SaleOrder(models.Model):
+    _inherit = "sale.order"
+
+    subscription_plan_id = fields.Many2one(
+        "subscription.plan", string="Subscription plan", check_company=True,
+        help="On confirmation, the subscription products of this quotation start a subscription on this plan; "
+        "they are then invoiced by the subscription every period, not by the order.",
+    )
+    subscription_ids = fields.One2many("subscription.subscription", "sale_order_id", string="Subscriptions")
+    subscription_count = fields.Integer(compute="_compute_subscription_count")
+
+    @api.depends("subscription_ids")
+    def _compute_subscription_count(self):
+        for order in self:
+            order.subscription_count = len(order.subscription_ids)
+
+    def _get_recurring_lines(self):
+        self.ensure_one()
+        if not self.subscription_plan_id:
+            return self.env["sale.order.line"]
+        return self.order_line.filtered(lambda line: not line.display_type and line.product_id.recurring_invoice)
+
+    def _action_confirm(self):
+        res = super()._action_confirm()
+        self._create_subscriptions()
+        return res
+
+    def _prepare_subscription_vals(self):
+        self.ensure_one()
+        return {
+            "partner_id": self.partner_invoice_id.id or self.partner_id.id,
+            "plan_id": self.subscription_plan_id.id,
+            "company_id": self.company_id.id,
+            "currency_id": self.currency_id.id,
+            "user_id": self.user_id.id,
+            "team_id": self.team_id.id,
+            "fiscal_position_id": self.fiscal_position_id.id,
+            "date_start": self.commitment_date.date() if self.commitment_date else fields.Date.context_today(self),
+            "sale_order_id": self.id,
+            "payment_token_id": False,
+            "note": self.note,
+            "line_ids": [
+                Command.create({
+                    "product_id": line.product_id.id,
+                    "name": line.name,
+                    "quantity": line.product_uom_qty,
+                    "price_unit": line.price_unit,
+                    "discount": line.discount,
+                    "tax_ids": [Command.set(line.tax_ids.ids)],
+                })
+                for line in self._get_recurring_lines()
+            ],
+        }
+
+    def _create_subscriptions(self):
+        """Start one subscription per confirmed order that has a plan and subscription products."""
+        orders = self.filtered(lambda o: o.subscription_plan_id and not o.subscription_ids)
+        vals_list = []
+        for order in orders:
+            if not order._get_recurring_lines():
+                raise UserError(self.env._(
+                    "%(order)s has a subscription plan but no subscription product.", order=order.name
+                ))
+            vals_list.append(order._prepare_subscription_vals())
+        if not vals_list:
+            return self.env["subscription.subscription"]
+        subs = self.env["subscription.subscription"].sudo().create(vals_list)
+        subs.action_start()
+        for sub in subs:
+            sub.message_post_with_source(
+                "mail.message_origin_link",
+                render_values={"self": sub, "origin": sub.sale_order_id},
+                subtype_xmlid="mail.mt_note",
+            )
+        return subs
+
+    def action_view_subscriptions(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("subscription_billing.subscription_action")
+        action["domain"] = [("sale_order_id", "=", self.id)]
+        action["context"] = {}
+        if len(self.subscription_ids) == 1:
+            action.update(res_id=self.subscription_ids.id, view_mode="form",
+                          views=[(self.env.ref("subscription_billing.subscription_view_form").id, "form")])
+        return action
+
+
+class SaleOrderLine(models.Model):
+    _inherit = "sale.order.line"
+
+    @api.depends("order_id.subscription_plan_id")
+    def _compute_price_unit(self):
+        """Subscription products on a quotation with a plan take the plan's price per period."""
+        res = super()._compute_price_unit()
+        Pricing = self.env["subscription.pricing"]
+        for line in self:
+            order = line.order_id
+            if not (order.subscription_plan_id and line.product_id.recurring_invoice) or line.qty_invoiced:
+                continue
+            price = Pricing._get_price(line.product_id, order.subscription_plan_id,
+                                       order.currency_id or order.company_id.currency_id)
+            if price is not None:
+                line.price_unit = line.technical_price_unit = price
+        return res
+
+    @api.depends("order_id.subscription_plan_id")
+    def _compute_qty_to_invoice(self):
+        """The subscription invoices subscription products, not the order."""
+        res = super()._compute_qty_to_invoice()
+        for line in self:
+            if line.order_id.subscription_plan_id and line.product_id.recurring_invoice:
+                line.qty_to_invoice = 0.0
+        return res
