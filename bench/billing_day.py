@@ -40,9 +40,26 @@ def psql(db, sql):
     return subprocess.run(["psql", "-d", db, "-Atc", sql], check=True, capture_output=True, text=True).stdout
 
 
+def addon_fingerprint():
+    """Hash of the addon's files, to rebuild the template database when the code changed."""
+    import hashlib
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    digest = hashlib.sha1()
+    for folder, dirs, files in sorted(os.walk(root)):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("bench", "tests", "__pycache__"))
+        for name in sorted(files):
+            if name.endswith((".py", ".xml", ".csv")):
+                with open(os.path.join(folder, name), "rb") as f:
+                    digest.update(name.encode() + f.read())
+    return digest.hexdigest()
+
+
 def make_template(conf, odoo_dir):
-    exists = psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{DB_TEMPLATE}'").strip()
-    if exists and not os.environ.get("SB_BENCH_REBUILD"):
+    fingerprint = addon_fingerprint()
+    current = psql("postgres", "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                               f"WHERE datname = '{DB_TEMPLATE}'").strip()
+    if current == fingerprint:
         return
     subprocess.run(["dropdb", "--if-exists", DB_TEMPLATE], check=True)
     print(f"installing subscription_billing in {DB_TEMPLATE} ...", flush=True)
@@ -51,6 +68,7 @@ def make_template(conf, odoo_dir):
          "-i", "subscription_billing", "--stop-after-init", "--log-level=warn"],
         check=True,
     )
+    psql("postgres", f"COMMENT ON DATABASE {DB_TEMPLATE} IS '{fingerprint}'")
 
 
 def populate(conf, db, n):
@@ -139,10 +157,11 @@ def run_one(conf, n, workers, batch_size):
     cmd = [sys.executable, __file__, "--bill", "--db", db, "--conf", conf, "--batch-size", str(batch_size or 0)]
     t0 = time.perf_counter()
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
-    outs = [p.communicate()[0].strip().splitlines()[-1] for p in procs]
+    outs = [p.communicate()[0].strip() for p in procs]
     wall = time.perf_counter() - t0
     if any(p.returncode for p in procs):
         raise SystemExit("a billing worker failed")
+    outs = [o.splitlines()[-1] for o in outs]
     peaks = [float(o.split()[1]) for o in outs]
     invoices = int(psql(db, "SELECT count(*) FROM account_move WHERE subscription_id IS NOT NULL"))
     posted = int(psql(db, "SELECT count(*) FROM account_move WHERE subscription_id IS NOT NULL AND state='posted'"))

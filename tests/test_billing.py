@@ -198,3 +198,57 @@ class TestBillingDay(SubscriptionCommon):
             self.assertFalse(self._invoices(sub))
         with self.assertRaisesRegex(UserError, "only active or past due"):
             suspended.action_generate_invoice()
+
+
+@tagged("post_install", "-at_install")
+class TestBillingDetails(SubscriptionCommon):
+    @freeze_time("2026-05-01")
+    def test_small_batches_commit_and_finish(self):
+        self.env["ir.config_parameter"].set_param("subscription_billing.batch_size", 2)
+        partners = self.env["res.partner"].create([{"name": f"Reader {i}", "email": f"r{i}@example.com"}
+                                                   for i in range(5)])
+        subs = self.env["subscription.subscription"]
+        for partner in partners:
+            subs |= self._create_subscription(partner=partner, date_start="2026-05-01")
+        self._run_billing()
+        self.assertEqual(len(subs.invoice_ids), 5)
+        self.assertEqual(set(subs.mapped("next_invoice_date")), {date(2026, 6, 1)})
+
+    @freeze_time("2026-05-01")
+    def test_payment_term_and_fiscal_position_on_invoice(self):
+        term = self.env["account.payment.term"].create({
+            "name": "30 days (test)",
+            "line_ids": [Command.create({"value": "percent", "value_amount": 100, "nb_days": 30})],
+        })
+        self.plan_monthly.payment_term_id = term
+        tax_export = self.env["account.tax"].create({
+            "name": "Export 0% (test)", "amount": 0.0, "type_tax_use": "sale",
+            "original_tax_ids": [Command.set(self.tax.ids)],
+        })
+        fpos = self.env["account.fiscal.position"].create({
+            "name": "Export (test)", "tax_ids": [Command.set(tax_export.ids)],
+        })
+        self.partner_b.property_account_position_id = fpos
+        sub = self._create_subscription(partner=self.partner_b, date_start="2026-05-01")
+        self.assertEqual(sub.fiscal_position_id, fpos)
+        self.assertEqual(sub.line_ids.tax_ids, tax_export)
+        self.assertEqual(sub.amount_total, 12.0)
+        sub.action_generate_invoice()
+        invoice = sub.invoice_ids
+        self.assertEqual(invoice.invoice_payment_term_id, term)
+        self.assertEqual(invoice.invoice_date_due, date(2026, 5, 31))
+        self.assertEqual(invoice.fiscal_position_id, fpos)
+        self.assertEqual(invoice.amount_total, 12.0)
+
+    def test_mrr_in_company_currency(self):
+        other = self.env["res.currency"].with_context(active_test=False).search(
+            [("id", "!=", self.currency.id)], limit=1)
+        other.active = True
+        self.env["res.currency.rate"].create({"currency_id": other.id, "rate": 2.0, "name": "2020-01-01",
+                                              "company_id": self.company.id})
+        sub = self._create_subscription(plan=self.plan_quarterly, start=False, currency_id=other.id)
+        self.assertEqual(sub.currency_id, other)
+        self.assertEqual(sub.line_ids.price_unit, 64.0, "32.00 converted at 2 units per company unit")
+        sub.action_start()
+        # 64.00 per quarter in the other currency = 32.00 per quarter = 10.67 per month in company currency
+        self.assertAlmostEqual(sub.recurring_monthly, 10.67, places=2)
