@@ -532,14 +532,16 @@ class SubscriptionSubscription(models.Model):
         self._expire_suspended(today)
         domain = self._billable_domain(today)
         while True:
-            subs = self.search(domain, limit=batch_size, order="next_invoice_date, id")
-            if not subs:
+            # Look a few batches ahead so that a second worker skips the rows the first one
+            # holds (FOR UPDATE SKIP LOCKED) and takes the next batch instead of waiting.
+            candidates = self.search(domain, limit=batch_size * 4, order="next_invoice_date, id")
+            if not candidates:
                 break
-            remaining = self.search_count(domain) if len(subs) == batch_size else len(subs)
+            remaining = self.search_count(domain) if len(candidates) == batch_size * 4 else len(candidates)
             cron._commit_progress(remaining=remaining)
-            locked = subs.try_lock_for_update().filtered_domain(domain)
+            locked = candidates.try_lock_for_update(limit=batch_size).filtered_domain(domain)
             if not locked:
-                break  # another worker holds them
+                break  # other workers hold all of them
             invoices = locked._bill(today)
             invoices._subscription_send_invoice_mails()
             # A subscription still due after billing would loop forever: park it for today.

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Take the README screenshots from a running demo (``SB_HTTP_PORT=8070 ./dev run``).
+
+Needs the ``playwright`` Python package (``pip install playwright`` in any virtualenv; no browser
+download: it drives the system's Chromium) and Debian's ``chromium``.
+
+    python tools/screenshots.py http://127.0.0.1:8070 static/description/screenshots
+"""
+
+import sys
+
+from playwright.sync_api import sync_playwright
+
+PAGES = [
+    ("kanban", "/odoo/action-subscription_billing.subscription_action"),
+    ("list", "/odoo/action-subscription_billing.subscription_action?view_type=list"),
+    ("pivot", "/odoo/action-subscription_billing.subscription_action?view_type=pivot"),
+]
+
+
+def main(base, out):
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"{base}/web/login")
+        page.fill("input[name=login]", "admin")
+        page.fill("input[name=password]", "admin")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/odoo**")
+        for name, path in PAGES:
+            page.goto(base + path)
+            page.wait_for_timeout(2500)
+            page.screenshot(path=f"{out}/{name}.png")
+        # A subscription form: the first past-due one.
+        page.goto(base + "/odoo/action-subscription_billing.subscription_action?view_type=list")
+        page.wait_for_timeout(2000)
+        page.get_by_text("Past Due").first.click()
+        page.wait_for_timeout(2500)
+        page.screenshot(path=f"{out}/form.png")
+        # The contact's Subscriptions tab.
+        page.goto(base + "/odoo/action-base.action_partner_form?view_type=list")
+        page.wait_for_timeout(2000)
+        page.get_by_text("Maison Verte SARL").first.click(timeout=10000)
+        page.wait_for_timeout(2000)
+        page.get_by_role("tab", name="Subscriptions").click()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=f"{out}/contact.png")
+        browser.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
