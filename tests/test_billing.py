@@ -252,3 +252,30 @@ class TestBillingDetails(SubscriptionCommon):
         sub.action_start()
         # 64.00 per quarter in the other currency = 32.00 per quarter = 10.67 per month in company currency
         self.assertAlmostEqual(sub.recurring_monthly, 10.67, places=2)
+
+    @freeze_time("2026-05-01")
+    def test_crash_mid_run_keeps_committed_batches_and_rerun_resumes(self):
+        self.env["ir.config_parameter"].set_param("subscription_billing.batch_size", 2)
+        partners = self.env["res.partner"].create([{"name": f"Crash {i}", "email": f"c{i}@example.com"}
+                                                   for i in range(5)])
+        subs = self.env["subscription.subscription"]
+        for partner in partners:
+            subs |= self._create_subscription(partner=partner, date_start="2026-05-01")
+        Sub = type(subs)
+        original = Sub._bill
+        calls = []
+
+        def crashing_bill(records, *args, **kwargs):
+            calls.append(len(records))
+            if len(calls) >= 2:
+                raise MemoryError("worker killed")  # every batch after the first dies half-way
+            return original(records, *args, **kwargs)
+
+        with patch.object(Sub, "_bill", crashing_bill), \
+                mute_logger("odoo.addons.base.models.ir_cron", "odoo.addons.subscription_billing.models.subscription"):
+            self._run_billing()
+        self.assertEqual(len(subs.invoice_ids), 2, "the first batch was committed, the second rolled back")
+        self._run_billing()
+        self.assertEqual(len(subs.invoice_ids), 5)
+        self.assertEqual(set(subs.invoice_ids.mapped("subscription_period_start")), {date(2026, 5, 1)})
+        self.assertEqual(set(subs.mapped("next_invoice_date")), {date(2026, 6, 1)})

@@ -192,3 +192,9 @@ class TestSubscriptionRules(SubscriptionCommon):
             self.assertIn(expiring, found)
             self.assertNotIn(renewing, found)
             self.assertEqual(expiring.health, "expiring")
+
+    def test_company_consistency(self):
+        company_b = self.env["res.company"].create({"name": "Other Magazine (test)"})
+        plan_b = self.env["subscription.plan"].create({"name": "B monthly", "company_id": company_b.id})
+        with self.assertRaisesRegex(UserError, "(?i)compan"), self.env.cr.savepoint():
+            self._create_subscription(plan=plan_b, start=False)
