@@ -62,7 +62,18 @@ class SubscriptionCommon(TransactionCase):
             sub.action_start()
         return sub
 
-    def _run_billing(self, subs=None):
+    @classmethod
+    def _create_many_subscriptions(cls, count, **vals):
+        """``count`` customers, each with one running subscription."""
+        partners = cls.env["res.partner"].create([
+            {"name": f"Reader {i}", "email": f"reader{i}@example.com"} for i in range(count)
+        ])
+        subs = cls.env["subscription.subscription"]
+        for partner in partners:
+            subs |= cls._create_subscription(partner=partner, **vals)
+        return subs
+
+    def _run_billing(self):
         """Run the billing-day scheduled action for real (it commits per batch)."""
         cron = self.env.ref("subscription_billing.ir_cron_generate_invoices")
         with self.enter_registry_test_mode():

@@ -205,11 +205,7 @@ class TestBillingDetails(SubscriptionCommon):
     @freeze_time("2026-05-01")
     def test_small_batches_commit_and_finish(self):
         self.env["ir.config_parameter"].set_param("subscription_billing.batch_size", 2)
-        partners = self.env["res.partner"].create([{"name": f"Reader {i}", "email": f"r{i}@example.com"}
-                                                   for i in range(5)])
-        subs = self.env["subscription.subscription"]
-        for partner in partners:
-            subs |= self._create_subscription(partner=partner, date_start="2026-05-01")
+        subs = self._create_many_subscriptions(5, date_start="2026-05-01")
         self._run_billing()
         self.assertEqual(len(subs.invoice_ids), 5)
         self.assertEqual(set(subs.mapped("next_invoice_date")), {date(2026, 6, 1)})
@@ -256,11 +252,7 @@ class TestBillingDetails(SubscriptionCommon):
     @freeze_time("2026-05-01")
     def test_crash_mid_run_keeps_committed_batches_and_rerun_resumes(self):
         self.env["ir.config_parameter"].set_param("subscription_billing.batch_size", 2)
-        partners = self.env["res.partner"].create([{"name": f"Crash {i}", "email": f"c{i}@example.com"}
-                                                   for i in range(5)])
-        subs = self.env["subscription.subscription"]
-        for partner in partners:
-            subs |= self._create_subscription(partner=partner, date_start="2026-05-01")
+        subs = self._create_many_subscriptions(5, date_start="2026-05-01")
         Sub = type(subs)
         original = Sub._bill
         calls = []
