@@ -4,6 +4,13 @@ from . import subscription_pricing
 from . import product_template
 from . import subscription
 from . import subscription_line
+from . import subscription_charge
+from . import subscription_retry_rule
+from . import subscription_stripe_event
 from . import account_move
+from . import payment_token
+from . import payment_transaction
+from . import res_company
+from . import res_config_settings
 from . import res_partner
 from . import sale_order

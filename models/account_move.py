@@ -1,4 +1,5 @@
-from odoo import fields, models
+from odoo import api, fields, models
+from odoo.fields import Domain
 
 
 class AccountMove(models.Model):
@@ -9,6 +10,11 @@ class AccountMove(models.Model):
     )
     subscription_period_start = fields.Date(readonly=True, copy=False)
     subscription_period_end = fields.Date(readonly=True, copy=False)
+    subscription_charge_date = fields.Date(
+        string="Autopay on", readonly=True, copy=False, index="btree_not_null",
+        help="Day the subscription's saved payment method is charged for this invoice (first try or retry).",
+    )
+    subscription_charge_ids = fields.One2many("subscription.charge", "invoice_id", string="Autopay charges")
 
     # The exactly-once guarantee of the billing day lives in the database: at most
     # one live customer invoice per subscription and period, whatever runs at once.
@@ -18,3 +24,21 @@ class AccountMove(models.Model):
         " AND move_type = 'out_invoice' AND state != 'cancel'",
         "This subscription period has already been invoiced.",
     )
+
+    @api.model
+    def _autopay_due_domain(self, today):
+        """Open invoices of autopay subscriptions whose (re)try date has come."""
+        return (
+            Domain("subscription_charge_date", "<=", today)
+            & Domain("move_type", "=", "out_invoice")
+            & Domain("state", "=", "posted")
+            & Domain("payment_state", "in", ("not_paid", "partial"))
+            & Domain("subscription_id.state", "in", ("active", "past_due"))
+        )
+
+    def _invoice_paid_hook(self):
+        """Paying a subscription's open invoices, by any means, brings it back to active."""
+        res = super()._invoice_paid_hook()
+        subs = self.subscription_id.filtered(lambda s: s.state in ("past_due", "suspended"))
+        subs._reactivate_if_paid()
+        return res

@@ -7,6 +7,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.fields import Command, Domain
 from odoo.tools import format_date
 
+from .. import const
 from ..utils import add_period, period_end
 
 _logger = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class SubscriptionSubscription(models.Model):
     )
 
     invoice_ids = fields.One2many("account.move", "subscription_id", string="Invoices", readonly=True)
+    charge_ids = fields.One2many("subscription.charge", "subscription_id", string="Autopay charges", readonly=True)
     invoice_count = fields.Integer(compute="_compute_invoice_count")
     billing_failed_on = fields.Date(
         copy=False, readonly=True,
@@ -306,16 +308,37 @@ class SubscriptionSubscription(models.Model):
                     self.env._("Currency %(currency)s is not active.", currency=sub.currency_id.name)
                 )
 
-    @api.constrains("payment_token_id", "partner_id")
-    def _check_payment_token_partner(self):
+    @api.constrains("payment_token_id", "partner_id", "currency_id")
+    def _check_payment_token(self):
+        """Autopay only with an active saved method of the customer's own commercial entity."""
         for sub in self.filtered("payment_token_id"):
-            if sub.payment_token_id.partner_id.commercial_partner_id != sub.commercial_partner_id:
-                raise ValidationError(
-                    self.env._(
-                        "%(sub)s: the payment method %(token)s belongs to another customer.",
-                        sub=sub.display_name, token=sub.payment_token_id.display_name,
-                    )
-                )
+            token = sub.payment_token_id.sudo()
+            if token.partner_id.commercial_partner_id != sub.commercial_partner_id:
+                raise ValidationError(self.env._(
+                    "%(sub)s: the payment method %(token)s belongs to another customer.",
+                    sub=sub.display_name, token=token.display_name,
+                ))
+            problem = sub._autopay_problem(token, sub.currency_id)
+            if problem:
+                raise ValidationError(self.env._("%(sub)s: %(problem)s", sub=sub.display_name, problem=problem[1]))
+
+    def _autopay_problem(self, token, currency):
+        """``(code, message)`` when ``token`` cannot be charged in ``currency``, else None."""
+        token = token.sudo()
+        provider = token.provider_id
+        if not token.active:
+            return const.CODE_TOKEN_INACTIVE, self.env._(
+                "the payment method %(token)s was removed or deactivated.", token=token.display_name)
+        if not provider.allow_tokenization:
+            return "provider_no_tokenization", self.env._(
+                "%(provider)s does not allow charging saved payment methods.", provider=provider.name)
+        if provider.state == "disabled":
+            return "provider_disabled", self.env._(
+                "the payment provider %(provider)s is disabled.", provider=provider.name)
+        if provider.available_currency_ids and currency not in provider.available_currency_ids:
+            return "currency_not_supported", self.env._(
+                "%(provider)s cannot charge in %(currency)s.", provider=provider.name, currency=currency.name)
+        return None
 
     @api.constrains("state", "line_ids")
     def _check_lines_when_running(self):
@@ -472,6 +495,7 @@ class SubscriptionSubscription(models.Model):
             "close_note": note or False,
             "date_closed": fields.Date.context_today(self),
         })
+        self.env["subscription.charge"]._stop_retries(self)
         return True
 
     def action_generate_invoice(self):
@@ -494,7 +518,7 @@ class SubscriptionSubscription(models.Model):
             until = max(today, sub.next_invoice_date)
             result = sub._bill(until, raise_on_error=True)
             invoices |= result
-        invoices._subscription_send_invoice_mails()
+        invoices._subscription_notify_billed()
         return self.action_view_invoices(invoices) if invoices else True
 
     def action_view_invoices(self, invoices=None):
@@ -506,6 +530,85 @@ class SubscriptionSubscription(models.Model):
             action["domain"] = [("id", "in", invoices.ids)]
         action["context"] = {"default_move_type": "out_invoice", "create": False}
         return action
+
+    # ------------------------------------------------------------------ payment status
+    def _reactivate_if_paid(self):
+        """Past due or suspended subscriptions without an open invoice left become active again."""
+        subs = self.filtered(lambda s: s.state in ("past_due", "suspended"))
+        if not subs:
+            return
+        still_open = {
+            sub for [sub] in self.env["account.move"].sudo()._read_group(
+                [("subscription_id", "in", subs.ids), ("move_type", "=", "out_invoice"), ("state", "=", "posted"),
+                 ("payment_state", "in", ("not_paid", "partial"))],
+                ["subscription_id"],
+            )
+        }
+        paid = subs.filtered(lambda s: s not in still_open)
+        if not paid:
+            return
+        paid.write({"state": "active"})
+        self.env["subscription.charge"].sudo().search([
+            ("subscription_id", "in", paid.ids), ("next_retry_date", "!=", False),
+        ]).write({"next_retry_date": False})
+        for sub in paid:
+            sub.message_post(body=self.env._("All invoices are paid: the subscription is active again."))
+
+    @api.model
+    def _cron_update_statuses(self, batch_size=None):
+        """Manual payers: an overdue invoice makes the subscription past due (reminder e-mailed);
+        still overdue after the company's grace period, it is suspended (e-mail and activity).
+
+        Autopay subscriptions follow their charges instead. Commits per batch; safe to rerun.
+        """
+        batch_size = batch_size or DEFAULT_BATCH_SIZE
+        cron = self.env["ir.cron"]
+        today = fields.Date.context_today(self)
+        late_domain = [("state", "=", "active"), ("payment_token_id", "=", False), ("has_overdue_invoice", "=", True)]
+        while True:
+            late = self.search(late_domain, limit=batch_size)
+            if not late:
+                break
+            late.write({"state": "past_due"})
+            late._send_template("subscription_billing.mail_template_payment_reminder")
+            for sub in late:
+                sub.message_post(body=self.env._(
+                    "An invoice is overdue: the subscription is past due. Payment reminder e-mailed."))
+            if not cron._commit_progress(len(late)):
+                return
+        for company in self.env["res.company"].sudo().search([]):
+            limit_date = today - timedelta(days=company.subscription_grace_days)
+            overdue = Domain(self._overdue_invoice_domain(limit_date))
+            domain = [("state", "=", "past_due"), ("payment_token_id", "=", False), ("company_id", "=", company.id),
+                      ("invoice_ids", "any", overdue)]
+            while True:
+                subs = self.search(domain, limit=batch_size)
+                if not subs:
+                    break
+                subs.write({"state": "suspended"})
+                subs._send_template("subscription_billing.mail_template_subscription_suspended")
+                for sub in subs:
+                    sub.message_post(body=self.env._(
+                        "An invoice is still unpaid %(days)s days after its due date: the subscription is "
+                        "suspended. Customer e-mailed.", days=company.subscription_grace_days))
+                    sub.activity_schedule(
+                        "mail.mail_activity_data_todo", summary=self.env._("Suspended: invoice unpaid"),
+                        user_id=(sub.user_id or self.env.ref("base.user_admin")).id,
+                    )
+                if not cron._commit_progress(len(subs)):
+                    return
+
+    def _send_template(self, xmlid):
+        """Queue the e-mail template ``xmlid`` for these subscriptions (never raises)."""
+        template = self.env.ref(xmlid, raise_if_not_found=False)
+        subs = self.filtered(lambda s: s.partner_id.email)
+        if not template or not subs:
+            return
+        try:
+            with self.env.cr.savepoint():
+                template.sudo().send_mail_batch(subs.ids)
+        except Exception:  # e-mail problems never undo a status change
+            _logger.exception("Could not queue %s for %s subscriptions", xmlid, len(subs))
 
     # ------------------------------------------------------------------ billing day
     @api.model
@@ -543,7 +646,7 @@ class SubscriptionSubscription(models.Model):
             if not locked:
                 break  # other workers hold all of them
             invoices = locked._bill(today)
-            invoices._subscription_send_invoice_mails()
+            invoices._subscription_notify_billed()
             # A subscription still due after billing would loop forever: park it for today.
             stuck = locked.filtered_domain(domain)
             if stuck:
@@ -563,7 +666,7 @@ class SubscriptionSubscription(models.Model):
         today = fields.Date.context_today(self)
         self._expire_suspended(today)
         invoices = self.search(self._billable_domain(today))._bill(today)
-        invoices._subscription_send_invoice_mails()
+        invoices._subscription_notify_billed()
         return invoices
 
     @api.model
@@ -712,7 +815,9 @@ class SubscriptionSubscription(models.Model):
             # Portal token and "sent" flag set at creation: writing them afterwards would run
             # the whole invoice write machinery once per invoice.
             "access_token": str(uuid.uuid4()),
-            "is_move_sent": bool(self.partner_id.email),
+            # Autopay invoices are charged first; the customer gets a receipt or a failure notice.
+            "is_move_sent": bool(self.partner_id.email) and not self.payment_token_id,
+            "subscription_charge_date": fields.Date.context_today(self) if self.payment_token_id else False,
             "invoice_line_ids": [Command.create(line._prepare_invoice_line_vals(label)) for line in self.line_ids],
         }
 
@@ -722,6 +827,14 @@ class SubscriptionSubscription(models.Model):
 
 class AccountMoveSubscriptionMails(models.Model):
     _inherit = "account.move"
+
+    def _subscription_notify_billed(self):
+        """After billing: e-mail manual payers their invoice, have autopay invoices charged now."""
+        self._subscription_send_invoice_mails()
+        if any(self.mapped("subscription_charge_date")):
+            cron = self.env.ref("subscription_billing.ir_cron_charge_autopay", raise_if_not_found=False)
+            if cron:
+                cron._trigger()
 
     def _subscription_send_invoice_mails(self):
         """Queue the invoice e-mail (with its portal link to view and pay) for each invoice.
@@ -734,7 +847,7 @@ class AccountMoveSubscriptionMails(models.Model):
         template = self.env.ref("subscription_billing.mail_template_subscription_invoice", raise_if_not_found=False)
         if not template:
             return
-        invoices = self.sudo().filtered(lambda m: m.partner_id.email)
+        invoices = self.sudo().filtered(lambda m: m.partner_id.email and not m.subscription_charge_date)
         try:
             with self.env.cr.savepoint():
                 template.sudo().send_mail_batch(invoices.ids)

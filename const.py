@@ -1,0 +1,61 @@
+"""Tables that are data, not logic."""
+
+# Stripe failure codes (``error.decline_code`` when the issuer declined, else ``error.code``)
+# after which retrying the same payment method cannot succeed without the customer: the card
+# or account is gone, blocked or refused for good, or the bank wants the customer present.
+# Every other code (insufficient_funds, processing_error, try_again_later, rate_limit,
+# generic_decline, do_not_honor, issuer_not_available, unknown codes ...) is temporary: it is
+# retried on the schedule, and becomes final only when the retries are exhausted.
+# Sources: https://docs.stripe.com/declines/codes and https://docs.stripe.com/error-codes
+STRIPE_PERMANENT_CODES = frozenset({
+    # the card is gone or unusable
+    "expired_card",
+    "lost_card",
+    "stolen_card",
+    "pickup_card",
+    "restricted_card",
+    "incorrect_number",
+    "invalid_number",
+    "invalid_expiry_month",
+    "invalid_expiry_year",
+    "card_not_supported",
+    "currency_not_supported",
+    "new_account_information_available",
+    # the account or mandate is closed or revoked (bank debits)
+    "account_closed",
+    "bank_account_restricted",
+    "debit_not_authorized",
+    "invalid_account",
+    "no_account",
+    "revocation_of_all_authorizations",
+    "revocation_of_authorization",
+    "stop_payment_order",
+    # the issuer refuses this merchant or this kind of payment for good
+    "transaction_not_allowed",
+    "not_permitted",
+    "security_violation",
+    "merchant_blacklist",
+    "fraudulent",
+    # the payment method was detached or deleted on Stripe
+    "resource_missing",
+    "payment_method_unactivated",
+    # the bank wants the customer to confirm (3-D Secure): off-session retries cannot do it
+    "authentication_required",
+    "payment_intent_authentication_failure",
+})
+
+# Stripe errors that say nothing about the customer's payment method but about our own
+# configuration or Stripe itself: the charge goes to review instead of being retried.
+STRIPE_REVIEW_ERRORS = ("AuthenticationError", "PermissionError", "APIConnectionError", "APIError",
+                        "IdempotencyError")
+
+# Failure code used when the payment method itself cannot be used any more.
+CODE_TOKEN_INACTIVE = "token_inactive"
+
+# Stripe's tolerance on the age of a signed webhook (seconds), as the SDK's default.
+STRIPE_WEBHOOK_TOLERANCE = 300
+
+# Providers whose charge can be sent again with the same transaction when its outcome is
+# unknown: Stripe requests carry an idempotency key (valid 24 h), the demo provider moves no money.
+RESEND_SAFE_PROVIDERS = ("stripe", "demo")
+STRIPE_IDEMPOTENCY_WINDOW_HOURS = 23

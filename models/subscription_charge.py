@@ -1,0 +1,378 @@
+import logging
+from datetime import timedelta
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.fields import Command, Domain
+from odoo.tools import format_amount, format_date
+
+from .. import const
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_CHARGE_BATCH_SIZE = 100
+# A charge whose transaction is still a draft this long after it was sent was interrupted
+# (worker killed between the commit and the provider's answer): it goes to review.
+INTERRUPTED_AFTER = timedelta(hours=1)
+
+
+class SubscriptionCharge(models.Model):
+    _name = "subscription.charge"
+    _description = "Autopay charge"
+    _order = "id desc"
+    _check_company_auto = True
+    _rec_name = "invoice_id"
+
+    subscription_id = fields.Many2one(
+        "subscription.subscription", required=True, index=True, ondelete="cascade", readonly=True,
+    )
+    invoice_id = fields.Many2one("account.move", required=True, index=True, ondelete="restrict", readonly=True)
+    partner_id = fields.Many2one(related="subscription_id.partner_id", store=True, string="Customer")
+    user_id = fields.Many2one(related="subscription_id.user_id", string="Salesperson")
+    company_id = fields.Many2one(related="subscription_id.company_id", store=True, index=True)
+    currency_id = fields.Many2one("res.currency", required=True, readonly=True)
+    amount = fields.Monetary(readonly=True)
+    attempt = fields.Integer(readonly=True, default=1, help="1 is the first try, 2 the first retry, ...")
+    date_attempt = fields.Datetime(string="Attempted on", default=fields.Datetime.now, readonly=True)
+    token_id = fields.Many2one("payment.token", string="Payment method", readonly=True)
+    transaction_id = fields.Many2one("payment.transaction", readonly=True, index="btree_not_null")
+    state = fields.Selection(
+        [("pending", "Pending"), ("done", "Paid"), ("failed", "Failed")],
+        required=True, default="pending", index=True, readonly=True,
+    )
+    failure_kind = fields.Selection([("temporary", "Temporary"), ("permanent", "Permanent")], readonly=True)
+    failure_code = fields.Char(readonly=True, help="The provider's code, e.g. Stripe's decline code.")
+    failure_message = fields.Text(readonly=True)
+    next_retry_date = fields.Date(readonly=True)
+    needs_review = fields.Boolean(
+        readonly=True, index=True,
+        help="The outcome is unknown: ask the provider again, or mark the charge paid or failed.",
+    )
+    review_reason = fields.Text(readonly=True)
+
+    # One successful charge per invoice, and one charge in flight per invoice, whatever happens.
+    _one_done_per_invoice = models.UniqueIndex(
+        "(invoice_id) WHERE state = 'done'", "This invoice has already been charged successfully."
+    )
+    _one_pending_per_invoice = models.UniqueIndex(
+        "(invoice_id) WHERE state = 'pending'", "This invoice already has a charge in progress."
+    )
+
+    def _compute_display_name(self):
+        for charge in self:
+            charge.display_name = self.env._(
+                "%(invoice)s, attempt %(attempt)s", invoice=charge.invoice_id.name or "", attempt=charge.attempt,
+            )
+
+    # ------------------------------------------------------------------ scheduled action
+    @api.model
+    def _cron_charge_autopay(self, batch_size=None):
+        """Charge every open invoice of autopay subscriptions whose (re)try date has come.
+
+        Each transaction is committed before its provider is called, and the
+        provider's answer is committed before it is post-processed, so a crash at
+        any point never charges an invoice twice: an interrupted charge is finished
+        from what the provider answered, or put in review when nobody knows.
+        Invoices locked by another worker are skipped (``SKIP LOCKED``).
+        """
+        batch_size = batch_size or int(self.env["ir.config_parameter"].sudo().get_param(
+            "subscription_billing.charge_batch_size", DEFAULT_CHARGE_BATCH_SIZE))
+        cron = self.env["ir.cron"]
+        self._recover_interrupted()
+        Move = self.env["account.move"].sudo()
+        domain = Move._autopay_due_domain(fields.Date.context_today(self))
+        while True:
+            candidates = Move.search(domain, limit=batch_size * 4, order="subscription_charge_date, id")
+            if not candidates:
+                break
+            remaining = Move.search_count(domain) if len(candidates) == batch_size * 4 else len(candidates)
+            locked = candidates.try_lock_for_update(limit=batch_size).filtered_domain(domain)
+            if not locked:
+                break
+            charges = self._create_for_invoices(locked)
+            # The transactions exist in the database before any provider hears of them.
+            cron._commit_progress(remaining=remaining)
+            for charge in charges.filtered(lambda c: c.state == "pending"):
+                charge._send()
+                cron._commit_progress()  # the provider's answer is durable before post-processing
+                charge._sync_from_transaction()
+                cron._commit_progress()
+            charges.filtered(lambda c: c.state == "failed" and not c.failure_kind)._on_failure()
+            if not cron._commit_progress(len(locked)):
+                break
+
+    @api.model
+    def _recover_interrupted(self):
+        """Finish charges a crashed run left behind, without charging anyone again."""
+        answered = self.search([
+            ("state", "=", "pending"), ("needs_review", "=", False),
+            ("transaction_id.state", "in", ("done", "error", "cancel")),
+        ])
+        answered._sync_from_transaction()
+        lost = self.search([
+            ("state", "=", "pending"), ("needs_review", "=", False),
+            ("transaction_id.state", "=", "draft"),
+            ("date_attempt", "<", fields.Datetime.now() - INTERRUPTED_AFTER),
+        ])
+        for charge in lost:
+            charge._mark_review(self.env._(
+                "The run that sent this charge was interrupted before the provider's answer was saved. "
+                "It was not sent again: ask the provider for the status, or check its dashboard and "
+                "mark the charge paid or failed."
+            ))
+
+    @api.model
+    def _create_for_invoices(self, invoices):
+        """One charge (and one draft offline transaction) per invoice, dates cleared.
+
+        Invoices whose subscription left autopay get their invoice e-mail instead; a
+        payment method that cannot be used any more gives a failed charge at once.
+        """
+        invoices = invoices.sudo()
+        invoices.write({"subscription_charge_date": False})
+        failed_counts = dict(self.sudo()._read_group(
+            [("invoice_id", "in", invoices.ids), ("state", "=", "failed")], ["invoice_id"], ["__count"],
+        ))
+        without_token = invoices.browse()
+        charge_vals, tx_vals = [], []
+        for invoice in invoices:
+            sub = invoice.subscription_id
+            token = sub.payment_token_id
+            if not token:
+                without_token |= invoice
+                continue
+            vals = {
+                "subscription_id": sub.id,
+                "invoice_id": invoice.id,
+                "token_id": token.id,
+                "currency_id": invoice.currency_id.id,
+                "amount": invoice.amount_residual,
+                "attempt": failed_counts.get(invoice, 0) + 1,
+            }
+            problem = sub._autopay_problem(token, invoice.currency_id)
+            if problem:
+                vals.update(state="failed", failure_code=problem[0], failure_message=problem[1])
+            else:
+                tx_vals.append({
+                    "provider_id": token.provider_id.id,
+                    "payment_method_id": token.payment_method_id.id,
+                    "token_id": token.id,
+                    "operation": "offline",
+                    "amount": invoice.amount_residual,
+                    "currency_id": invoice.currency_id.id,
+                    "partner_id": invoice.partner_id.id,
+                    "invoice_ids": [Command.set(invoice.ids)],
+                })
+                vals["transaction_id"] = len(tx_vals) - 1  # replaced below
+            charge_vals.append(vals)
+        txs = self.env["payment.transaction"].sudo().create(tx_vals) if tx_vals else None
+        for vals in charge_vals:
+            if "transaction_id" in vals:
+                vals["transaction_id"] = txs[vals["transaction_id"]].id
+        if without_token:
+            without_token._subscription_send_invoice_mails()
+        return self.sudo().create(charge_vals)
+
+    # ------------------------------------------------------------------ one charge
+    def _send(self):
+        """Ask the provider to charge this (committed) transaction."""
+        self.ensure_one()
+        tx = self.transaction_id.sudo().with_context(subscription_charge_defer_sync=True)
+        try:
+            with self.env.cr.savepoint():
+                tx._charge_with_token()
+        except Exception as error:  # an unexpected answer must not be guessed at
+            _logger.exception("Autopay charge %s: the provider call failed", tx.reference)
+            self._mark_review(self.env._("The call to the provider failed unexpectedly: %(error)s", error=error))
+
+    def _sync_from_transaction(self):
+        """Make pending charges follow their transaction: paid, failed, pending or unknown."""
+        done = failed = self.browse()
+        for charge in self.filtered(lambda c: c.state == "pending"):
+            tx = charge.transaction_id.sudo()
+            if tx.state == "done":
+                done |= charge
+            elif tx.state in ("error", "cancel"):
+                failed |= charge
+            elif tx.state in ("pending", "authorized"):
+                if charge.needs_review:
+                    charge.write({"needs_review": False, "review_reason": False})
+                charge.subscription_id.message_post(body=self.env._(
+                    "Payment of %(invoice)s is being processed by %(provider)s; it will not be retried "
+                    "while it is pending.", invoice=charge.invoice_id.name, provider=tx.provider_id.name,
+                ))
+            elif tx.subscription_review_reason and not charge.needs_review:
+                charge._mark_review(tx.subscription_review_reason)
+        done._on_success()
+        failed._on_failure()
+
+    def _mark_review(self, reason):
+        self.ensure_one()
+        self.write({"needs_review": True, "review_reason": reason})
+        self.subscription_id.message_post(body=self.env._(
+            "Payment of %(invoice)s needs a check: %(reason)s", invoice=self.invoice_id.name, reason=reason,
+        ))
+
+    def _on_success(self):
+        """Paid: reconcile through Odoo's post-processing, tell the customer, stop retries."""
+        if not self:
+            return
+        for charge in self:
+            tx = charge.transaction_id.sudo()
+            if not tx.is_post_processed:
+                tx._post_process()
+        self.write({"state": "done", "needs_review": False, "next_retry_date": False,
+                    "failure_kind": False, "failure_code": False, "failure_message": False})
+        for charge in self:
+            charge.subscription_id.message_post(body=self.env._(
+                "Payment of %(invoice)s charged: %(amount)s on %(method)s (attempt %(attempt)s). Receipt e-mailed.",
+                invoice=charge.invoice_id.name, amount=format_amount(self.env, charge.amount, charge.currency_id),
+                method=charge.token_id.display_name, attempt=charge.attempt,
+            ))
+        self._send_mails(self.env.ref("subscription_billing.mail_template_payment_receipt", raise_if_not_found=False))
+
+    def _classify(self):
+        """``(kind, code, message)`` of this failed charge."""
+        self.ensure_one()
+        tx = self.transaction_id.sudo()
+        message = self.failure_message or tx.state_message or self.env._("The payment was refused.")
+        if self.failure_code and not tx:
+            code = self.failure_code
+            kind = "temporary" if code == "provider_disabled" else "permanent"
+        elif tx.provider_code == "stripe":
+            code = tx.subscription_decline_code or tx.subscription_failure_code or tx.state
+            kind = "permanent" if code in const.STRIPE_PERMANENT_CODES else "temporary"
+        else:
+            # Conservative rule for providers without codes: an error may pass on a later try,
+            # a cancelled payment (refused mandate, customer cancelled) needs the customer.
+            code = tx.subscription_failure_code or tx.state
+            kind = "permanent" if tx.state == "cancel" else "temporary"
+        return kind, code, message
+
+    def _on_failure(self):
+        """Failed: schedule the next retry (past due) or, when final, suspend or notify."""
+        today = fields.Date.context_today(self)
+        rules_by_company = {}
+        suspended = self.browse()
+        for charge in self:
+            sub = charge.subscription_id
+            kind, code, message = charge._classify()
+            if sub.company_id not in rules_by_company:
+                rules_by_company[sub.company_id] = self.env["subscription.retry.rule"]._get_for_company(sub.company_id)
+            rules = rules_by_company[sub.company_id]
+            vals = {"state": "failed", "failure_kind": kind, "failure_code": code, "failure_message": message,
+                    "needs_review": False}
+            head = self.env._("Payment of %(invoice)s (%(amount)s) failed: %(reason)s",
+                              invoice=charge.invoice_id.name, reason=message,
+                              amount=format_amount(self.env, charge.amount, charge.currency_id))
+            if kind == "temporary" and charge.attempt <= len(rules) and sub.state in ("active", "past_due"):
+                delay, template = rules[charge.attempt - 1]
+                retry_date = today + timedelta(days=delay)
+                vals["next_retry_date"] = retry_date
+                charge.write(vals)
+                charge.invoice_id.sudo().subscription_charge_date = retry_date
+                if sub.state == "active":
+                    sub.write({"state": "past_due"})
+                sent = charge._send_mails(template)
+                sub.message_post(body=self.env._(
+                    "%(head)s Temporary failure (%(code)s): attempt %(attempt)s of %(total)s, next retry on "
+                    "%(date)s, %(left)s left.%(mail)s",
+                    head=head, code=code, attempt=charge.attempt, total=len(rules) + 1,
+                    date=format_date(self.env, retry_date), left=len(rules) - charge.attempt + 1,
+                    mail=self.env._(" Customer e-mailed.") if sent else "",
+                ))
+                continue
+            charge.write(vals)
+            why = (self.env._("Permanent failure (%(code)s).", code=code) if kind == "permanent"
+                   else self.env._("No retries left after %(attempt)s attempts.", attempt=charge.attempt))
+            if sub.state not in ("active", "past_due"):
+                sub.message_post(body=f"{head} {why}")
+                continue
+            if kind == "permanent" or sub.company_id.subscription_after_retries == "suspend":
+                suspended |= charge
+                sub.write({"state": "suspended"})
+                sub.message_post(body=self.env._(
+                    "%(head)s %(why)s Subscription suspended; customer e-mailed to update the payment method.",
+                    head=head, why=why))
+                summary = self.env._("Autopay failed: subscription suspended")
+            else:
+                sub.write({"state": "active"})
+                sub.message_post(body=self.env._("%(head)s %(why)s The subscription stays active.",
+                                                 head=head, why=why))
+                summary = self.env._("Autopay failed: invoice unpaid")
+            sub.activity_schedule(
+                "mail.mail_activity_data_todo", summary=summary, note=message,
+                user_id=(sub.user_id or self.env.ref("base.user_admin")).id,
+            )
+        suspended._send_mails(self.env.ref("subscription_billing.mail_template_payment_suspended",
+                                           raise_if_not_found=False))
+
+    def _send_mails(self, template):
+        """Queue ``template`` for these charges; returns whether anything was queued."""
+        charges = self.filtered(lambda c: c.partner_id.email)
+        if not template or not charges:
+            return False
+        try:
+            with self.env.cr.savepoint():
+                template.sudo().send_mail_batch(charges.ids)
+        except Exception:  # e-mail problems never undo a payment outcome
+            _logger.exception("Could not queue autopay e-mails for %s charges", len(charges))
+            return False
+        return True
+
+    # ------------------------------------------------------------------ review buttons
+    def _check_reviewable(self):
+        wrong = self.filtered(lambda c: c.state != "pending")
+        if wrong:
+            raise UserError(self.env._("Only pending charges can be checked or settled by hand (%(charges)s).",
+                                       charges=", ".join(wrong.mapped("display_name"))))
+
+    def action_check_status(self):
+        """Ask the provider again; its answer settles the charge, or it stays in review."""
+        self._check_reviewable()
+        for charge in self:
+            tx = charge.transaction_id.sudo()
+            if not tx:
+                raise UserError(self.env._("%(charge)s has no transaction to check.", charge=charge.display_name))
+            if tx.state == "draft":
+                tx.with_context(subscription_charge_defer_sync=True)._subscription_ask_status()
+            charge._sync_from_transaction()
+            if charge.state == "pending" and tx.state == "draft":
+                charge._mark_review(tx.subscription_review_reason or self.env._(
+                    "The provider still gives no final answer."))
+        return True
+
+    def action_mark_paid(self):
+        """Staff saw the money arrive (e.g. in the provider's dashboard): record the payment."""
+        self._check_reviewable()
+        for charge in self:
+            tx = charge.transaction_id.sudo()
+            tx._set_done(state_message=self.env._("Marked as paid by %(user)s.", user=self.env.user.name))
+            charge._on_success()
+        return True
+
+    def action_mark_failed(self):
+        """Staff know the charge did not go through: it fails and follows the retry schedule."""
+        self._check_reviewable()
+        for charge in self:
+            tx = charge.transaction_id.sudo()
+            message = self.env._("Marked as failed by %(user)s.", user=self.env.user.name)
+            if tx:
+                tx._set_error(message)
+            charge.failure_message = message
+            charge._on_failure()
+        return True
+
+    @api.model
+    def _stop_retries(self, subscriptions):
+        """No more retries or dunning e-mails for these subscriptions (closed or cancelled)."""
+        charges = self.sudo().search([("subscription_id", "in", subscriptions.ids)])
+        charges.filtered("next_retry_date").write({"next_retry_date": False})
+        self.env["account.move"].sudo().search([
+            ("subscription_id", "in", subscriptions.ids), ("subscription_charge_date", "!=", False),
+        ]).write({"subscription_charge_date": False})
+        if charges:
+            self.env["mail.mail"].sudo().search(
+                Domain("model", "=", self._name) & Domain("res_id", "in", charges.ids)
+                & Domain("state", "=", "outgoing")
+            ).write({"state": "cancel"})
