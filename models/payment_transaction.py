@@ -1,7 +1,7 @@
 import logging
 from datetime import timedelta
 
-from odoo import fields, models
+from odoo import api, fields, models
 
 from odoo.addons.payment import utils as payment_utils
 from odoo.addons.payment_stripe import const as stripe_const
@@ -32,6 +32,13 @@ class PaymentTransaction(models.Model):
         readonly=True, help="Why the outcome of this autopay charge is unknown.",
     )
 
+    @api.constrains("token_id")
+    def _check_token_is_active(self):
+        """Upstream's check assumes one transaction per call; autopay creates them in batches."""
+        for tx in self:
+            super(PaymentTransaction, tx)._check_token_is_active()
+        return True
+
     # ------------------------------------------------------------------ processing
     def _apply_updates(self, payment_data):
         """Keep Stripe's failure codes, and let autopay charges follow their transaction."""
@@ -45,9 +52,10 @@ class PaymentTransaction(models.Model):
                 self.subscription_review_reason = self.env._(
                     "The bank asks the customer to confirm this payment (Stripe status %(status)s); "
                     "Stripe will notify the outcome.", status=intent.get("status"))
-        super()._apply_updates(payment_data)
+        res = super()._apply_updates(payment_data)
         if self.subscription_charge_ids and not self.env.context.get("subscription_charge_defer_sync"):
             self.subscription_charge_ids._sync_from_transaction()
+        return res
 
     def _send_payment_request(self):
         """Autopay charges on Stripe go through the official SDK, with an idempotency key."""

@@ -130,6 +130,8 @@ class SubscriptionCharge(models.Model):
         """
         invoices = invoices.sudo()
         invoices.write({"subscription_charge_date": False})
+        self.sudo().search([("invoice_id", "in", invoices.ids), ("next_retry_date", "!=", False)]).write(
+            {"next_retry_date": False})
         failed_counts = dict(self.sudo()._read_group(
             [("invoice_id", "in", invoices.ids), ("state", "=", "failed")], ["invoice_id"], ["__count"],
         ))
@@ -286,7 +288,7 @@ class SubscriptionCharge(models.Model):
             why = (self.env._("Permanent failure (%(code)s).", code=code) if kind == "permanent"
                    else self.env._("No retries left after %(attempt)s attempts.", attempt=charge.attempt))
             if sub.state not in ("active", "past_due"):
-                sub.message_post(body=f"{head} {why}")
+                sub.message_post(body=self.env._("%(head)s %(why)s", head=head, why=why))
                 continue
             if kind == "permanent" or sub.company_id.subscription_after_retries == "suspend":
                 suspended |= charge

@@ -1,0 +1,407 @@
+from datetime import date
+from unittest.mock import patch
+
+from psycopg2.errors import UniqueViolation
+
+from odoo.exceptions import UserError, ValidationError
+from odoo.tests import freeze_time, tagged
+from odoo.tools import mute_logger
+
+from .autopay_common import AutopayCommon
+
+MUTED = ("odoo.addons.base.models.ir_cron", "odoo.addons.subscription_billing.models.subscription_charge",
+         "odoo.addons.payment.models.payment_transaction", "odoo.addons.payment_demo.models.payment_transaction")
+
+
+@tagged("post_install", "-at_install")
+class TestAutopayOutcomes(AutopayCommon):
+
+    def test_success_pays_and_reconciles_the_invoice_and_sends_a_receipt(self):
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        invoice = sub.invoice_ids
+        self.assertEqual(len(invoice), 1)
+        self._assert_paid(invoice)
+        charge = sub.charge_ids
+        self.assertEqual((charge.state, charge.attempt, charge.amount), ("done", 1, 13.2))
+        tx = charge.transaction_id
+        self.assertEqual((tx.state, tx.operation, tx.token_id), ("done", "offline", sub.payment_token_id))
+        self.assertEqual(tx.invoice_ids, invoice)
+        self.assertEqual(tx.payment_id.state, "paid")
+        self.assertFalse(invoice.subscription_charge_date)
+        self.assertEqual(sub.state, "active")
+        receipt = self._mails_to(self.partner, "payment received")
+        self.assertEqual(len(receipt), 1)
+        self.assertIn("4242", receipt.body_html)
+        self.assertFalse(self._mails_to(self.partner, "for your subscription"),
+                         "an autopay customer gets the receipt, not the invoice to pay")
+        # Rerunning charges nothing more.
+        with freeze_time("2026-05-01"):
+            self._run_autopay()
+        self.assertEqual(len(sub.charge_ids), 1)
+
+    def test_temporary_failure_is_retried_on_schedule_and_success_reactivates(self):
+        sub = self._create_autopay_subscription("error", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        charge = sub.charge_ids
+        self.assertEqual((charge.state, charge.failure_kind, charge.next_retry_date),
+                         ("failed", "temporary", date(2026, 5, 2)))
+        self.assertEqual(sub.state, "past_due")
+        failed_mail = self._mails_to(self.partner, "payment failed")
+        self.assertEqual(len(failed_mail), 1)
+        self.assertIn(sub.access_token, failed_mail.body_html, "the link opens the subscription with its token")
+        self._assert_logged(sub, "next retry on")
+        # Same day again: nothing is charged before the retry date.
+        with freeze_time("2026-05-01 18:00:00"):
+            self._run_autopay()
+        self.assertEqual(len(sub.charge_ids), 1)
+        # Day 2: second attempt fails too, next one three days later.
+        with freeze_time("2026-05-02"):
+            self._run_autopay()
+        second = sub.charge_ids.sorted("attempt")[-1]
+        self.assertEqual((second.attempt, second.state, second.next_retry_date), (2, "failed", date(2026, 5, 5)))
+        # The customer's bank has money again: the third attempt succeeds.
+        sub.payment_token_id.demo_simulated_state = "done"
+        with freeze_time("2026-05-05"):
+            self._run_autopay()
+        third = sub.charge_ids.sorted("attempt")[-1]
+        self.assertEqual((third.attempt, third.state), (3, "done"))
+        self._assert_paid(sub.invoice_ids)
+        self.assertEqual(sub.state, "active")
+        self.assertFalse(sub.charge_ids.filtered("next_retry_date"), "no retry left pending")
+        with freeze_time("2026-05-10"):
+            self._run_autopay()
+        self.assertEqual(len(sub.charge_ids), 3)
+
+    def test_exhausted_retries_suspend_with_mail_and_activity_and_stop_invoicing(self):
+        sub = self._create_autopay_subscription("error", date_start="2026-05-01", user_id=self.sales_user.id)
+        for day in ("2026-05-01", "2026-05-02", "2026-05-05", "2026-05-10"):
+            self._bill_and_charge(day)
+        self.assertEqual(sub.charge_ids.sorted("attempt").mapped("attempt"), [1, 2, 3, 4])
+        self.assertEqual(sub.state, "suspended")
+        self.assertFalse(sub.charge_ids.filtered("next_retry_date"))
+        self.assertEqual(len(self._mails_to(self.partner, "is suspended")), 1)
+        self.assertEqual(len(self._mails_to(self.partner, "payment failed")), 3)
+        activity = sub.activity_ids
+        self.assertEqual(len(activity), 1)
+        self.assertEqual(activity.user_id, self.sales_user)
+        self._assert_logged(sub, "No retries left")
+        # Nothing more is charged, and no new invoice while suspended.
+        self._bill_and_charge("2026-06-01")
+        self.assertEqual(len(sub.charge_ids), 4)
+        self.assertEqual(len(sub.invoice_ids), 1)
+
+    def test_exhausted_retries_can_keep_the_subscription_active(self):
+        self.company.subscription_after_retries = "notify"
+        self.env["subscription.retry.rule"].search([("company_id", "=", self.company.id)]).unlink()
+        self.env["subscription.retry.rule"].create({"delay_days": 2, "company_id": self.company.id})
+        sub = self._create_autopay_subscription("error", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        self.assertEqual(sub.charge_ids.next_retry_date, date(2026, 5, 3), "the configured delay is used")
+        self._bill_and_charge("2026-05-03")
+        self.assertEqual(len(sub.charge_ids), 2)
+        self.assertEqual(sub.state, "active")
+        self.assertEqual(len(sub.activity_ids), 1)
+        self.assertFalse(self._mails_to(self.partner, "is suspended"))
+
+    def test_permanent_failure_suspends_immediately(self):
+        sub = self._create_autopay_subscription("cancel", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        charge = sub.charge_ids
+        self.assertEqual((charge.state, charge.failure_kind, charge.next_retry_date), ("failed", "permanent", False))
+        self.assertEqual(sub.state, "suspended")
+        self.assertEqual(len(self._mails_to(self.partner, "is suspended")), 1)
+        self.assertFalse(self._mails_to(self.partner, "payment failed"))
+        self._bill_and_charge("2026-05-02")
+        self.assertEqual(len(sub.charge_ids), 1)
+
+    def test_pending_payment_is_never_retried_and_settles_later(self):
+        sub = self._create_autopay_subscription("pending", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        charge = sub.charge_ids
+        self.assertEqual((charge.state, charge.transaction_id.state, charge.needs_review),
+                         ("pending", "pending", False))
+        for day in ("2026-05-02", "2026-05-05"):
+            self._bill_and_charge(day)
+        self.assertEqual(len(sub.charge_ids), 1)
+        self.assertEqual(len(self.env["payment.transaction"].search([("invoice_ids", "in", sub.invoice_ids.ids)])), 1)
+        # The provider's notification arrives (as a webhook would deliver it).
+        tx = charge.transaction_id
+        tx._process("demo", {"reference": tx.reference, "simulated_state": "done"})
+        self.assertEqual(charge.state, "done")
+        self._assert_paid(sub.invoice_ids)
+        self.assertEqual(len(self._mails_to(self.partner, "payment received")), 1)
+
+    def test_pending_payment_that_fails_later_follows_the_retry_schedule(self):
+        sub = self._create_autopay_subscription("pending", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        tx = sub.charge_ids.transaction_id
+        with freeze_time("2026-05-03"):
+            tx._process("demo", {"reference": tx.reference, "simulated_state": "error"})
+        self.assertEqual((sub.charge_ids.state, sub.charge_ids.next_retry_date), ("failed", date(2026, 5, 4)))
+        self.assertEqual(sub.state, "past_due")
+
+    def test_manual_payment_of_a_suspended_subscription_reactivates_it(self):
+        sub = self._create_autopay_subscription("cancel", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        self.assertEqual(sub.state, "suspended")
+        invoice = sub.invoice_ids
+        self.env["account.payment.register"].with_context(
+            active_model="account.move", active_ids=invoice.ids,
+        ).create({})._create_payments()
+        self._assert_paid(invoice)
+        self.assertEqual(sub.state, "active")
+        self._assert_logged(sub, "active again")
+
+    def test_payment_by_other_means_stops_pending_retries(self):
+        sub = self._create_autopay_subscription("error", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        self.assertEqual(sub.state, "past_due")
+        invoice = sub.invoice_ids
+        self.env["account.payment.register"].with_context(
+            active_model="account.move", active_ids=invoice.ids,
+        ).create({})._create_payments()
+        self.assertEqual(sub.state, "active")
+        self.assertFalse(sub.charge_ids.next_retry_date)
+        self._bill_and_charge("2026-05-02")
+        self.assertEqual(len(sub.charge_ids), 1, "a paid invoice is never charged again")
+
+    def test_closing_stops_retries_and_dunning_mails(self):
+        sub = self._create_autopay_subscription("error", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        failed_mail = self._mails_to(self.partner, "payment failed")
+        self.assertEqual(failed_mail.state, "outgoing")
+        sub.action_cancel()
+        self.assertFalse(sub.charge_ids.next_retry_date)
+        self.assertFalse(sub.invoice_ids.subscription_charge_date)
+        self.assertEqual(failed_mail.state, "cancel", "a queued dunning e-mail is not sent after closing")
+        self._bill_and_charge("2026-05-02")
+        self.assertEqual(len(sub.charge_ids), 1)
+
+
+@tagged("post_install", "-at_install")
+class TestAutopayInputs(AutopayCommon):
+
+    def test_token_of_another_customer_is_refused(self):
+        sub = self._create_subscription()
+        token_b = self._create_token(partner=self.partner_b)
+        with self.assertRaisesRegex(ValidationError, "belongs to another customer"):
+            sub.write({"payment_token_id": token_b.id})
+        self.env.invalidate_all(flush=False)
+        self.assertFalse(sub.payment_token_id)
+
+    def test_token_of_a_contact_of_the_same_company_is_accepted(self):
+        company = self.env["res.partner"].create({"name": "Trend Corp", "is_company": True})
+        contact = self.env["res.partner"].create({"name": "Buyer", "parent_id": company.id})
+        sub = self._create_subscription(partner=company)
+        token = self._create_token(partner=contact)
+        sub.payment_token_id = token
+        self.assertEqual(sub.payment_token_id, token)
+
+    def test_archived_token_is_refused_at_enrollment(self):
+        sub = self._create_subscription()
+        token = self._create_token()
+        token.active = False
+        with self.assertRaisesRegex(ValidationError, "removed or deactivated"):
+            sub.write({"payment_token_id": token.id})
+
+    def test_currency_the_provider_cannot_charge_is_refused(self):
+        sub = self._create_subscription()
+        other = self.env["res.currency"].with_context(active_test=False).search(
+            [("id", "!=", sub.currency_id.id)], limit=1)
+        self.demo_provider.available_currency_ids = other
+        with self.assertRaisesRegex(ValidationError, "cannot charge in"):
+            sub.write({"payment_token_id": self._create_token().id})
+
+    def test_archived_token_fails_the_charge_clearly(self):
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        sub.payment_token_id.active = False
+        self._bill_and_charge("2026-05-01")
+        charge = sub.charge_ids
+        self.assertEqual((charge.state, charge.failure_kind, charge.failure_code),
+                         ("failed", "permanent", "token_inactive"))
+        self.assertFalse(charge.transaction_id)
+        self.assertIn("removed or deactivated", charge.failure_message)
+        self.assertEqual(sub.state, "suspended")
+
+    def test_subscription_that_left_autopay_gets_the_invoice_mail(self):
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        sub.payment_token_id = False
+        with freeze_time("2026-05-01"):
+            self._run_autopay()
+        self.assertFalse(sub.charge_ids)
+        self.assertEqual(len(self._mails_to(self.partner, "for your subscription")), 1)
+
+    def test_retry_rule_delay_must_be_positive(self):
+        with self.assertRaisesRegex(ValidationError, "at least one day"):
+            self.env["subscription.retry.rule"].create({"delay_days": 0})
+
+    def test_settings_edit_the_retry_rules(self):
+        settings = self.env["res.config.settings"].create({"subscription_grace_days": 7})
+        settings.execute()
+        self.assertEqual(self.company.subscription_grace_days, 7)
+        self.assertEqual(settings.subscription_retry_rule_ids.mapped("delay_days"), [1, 3, 5])
+        with self.assertRaisesRegex(ValidationError, "negative"):
+            self.company.subscription_grace_days = -1
+
+    def test_review_buttons_refuse_settled_charges(self):
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        for button in ("action_check_status", "action_mark_paid", "action_mark_failed"):
+            with self.assertRaisesRegex(UserError, "Only pending charges"):
+                getattr(sub.charge_ids, button)()
+
+    def test_a_second_worker_skips_the_invoices_the_first_one_holds(self):
+        subs = self._create_many_subscriptions(4, date_start="2026-05-01")
+        for sub in subs:
+            sub.payment_token_id = self._create_token(partner=sub.partner_id)
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        Move = type(self.env["account.move"])
+        held = subs[:2].invoice_ids
+        original = Move.try_lock_for_update
+
+        def other_worker_holds(records, *args, **kwargs):
+            return original(records - held, *args, **kwargs)
+
+        with patch.object(Move, "try_lock_for_update", other_worker_holds), freeze_time("2026-05-01"):
+            self._run_autopay()
+        self.assertFalse(subs[:2].charge_ids, "rows locked by another worker are left to it")
+        self.assertEqual(subs[2:].charge_ids.mapped("state"), ["done", "done"])
+        with freeze_time("2026-05-01"):
+            self._run_autopay()
+        self.assertEqual(len(subs.charge_ids), 4)
+
+
+@tagged("post_install", "-at_install")
+class TestAutopayExactlyOnce(AutopayCommon):
+    """A crash at any point never charges an invoice twice."""
+
+    def _charges_and_txs(self, sub):
+        txs = self.env["payment.transaction"].search([("invoice_ids", "in", sub.invoice_ids.ids)])
+        return sub.charge_ids, txs
+
+    def test_crash_before_the_provider_call_does_not_charge_on_rerun(self):
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        Charge = type(self.Charge)
+        with patch.object(Charge, "_send", side_effect=MemoryError("worker killed")), mute_logger(*MUTED), \
+                freeze_time("2026-05-01 10:00:00"):
+            self._run_billing()
+            self._run_autopay()
+        charges, txs = self._charges_and_txs(sub)
+        self.assertEqual((charges.state, txs.state), ("pending", "draft"), "the transaction was committed first")
+        with freeze_time("2026-05-01 10:30:00"):
+            self._run_autopay()
+        self.assertEqual(self._charges_and_txs(sub), (charges, txs), "nothing new while the outcome is unknown")
+        with freeze_time("2026-05-01 12:00:00"):
+            self._run_autopay()
+        self.assertTrue(charges.needs_review)
+        self.assertIn("interrupted", charges.review_reason)
+        self.assertEqual(self._charges_and_txs(sub), (charges, txs))
+        # Staff ask the provider: the same transaction is sent (safe for this provider), once.
+        charges.action_check_status()
+        self.assertEqual(charges.state, "done")
+        self._assert_paid(sub.invoice_ids)
+        self.assertEqual(self._charges_and_txs(sub), (charges, txs))
+        self.assertEqual(len(txs.payment_id), 1)
+
+    def test_crash_after_the_provider_call_does_not_charge_on_rerun(self):
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        Charge = type(self.Charge)
+        original = Charge._send
+
+        def send_then_die(charge):
+            original(charge)
+            raise MemoryError("worker killed after the provider answered")
+
+        with patch.object(Charge, "_send", send_then_die), mute_logger(*MUTED), freeze_time("2026-05-01 10:00:00"):
+            self._run_billing()
+            self._run_autopay()
+        charges, txs = self._charges_and_txs(sub)
+        self.assertEqual(len(txs), 1)
+        self.assertEqual(charges.state, "pending")
+        for moment in ("2026-05-01 10:30:00", "2026-05-02 10:00:00"):
+            with freeze_time(moment):
+                self._run_autopay()
+        self.assertEqual(self._charges_and_txs(sub), (charges, txs), "never charged a second time")
+        self.assertTrue(charges.needs_review)
+        charges.action_mark_paid()
+        self.assertEqual(charges.state, "done")
+        self._assert_paid(sub.invoice_ids)
+
+    def test_crash_before_post_processing_finishes_without_charging_again(self):
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        Charge = type(self.Charge)
+        def die_when_paid(charges):
+            if charges:
+                raise MemoryError("worker killed")
+
+        with patch.object(Charge, "_on_success", die_when_paid), mute_logger(*MUTED), \
+                freeze_time("2026-05-01 10:00:00"):
+            self._run_billing()
+            self._run_autopay()
+        charges, txs = self._charges_and_txs(sub)
+        self.assertEqual((charges.state, txs.state, txs.is_post_processed), ("pending", "done", False))
+        self.assertNotIn(sub.invoice_ids.payment_state, ("paid", "in_payment"))
+        with freeze_time("2026-05-01 10:05:00"):
+            self._run_autopay()
+        self.assertEqual(charges.state, "done")
+        self._assert_paid(sub.invoice_ids)
+        self.assertEqual(self._charges_and_txs(sub), (charges, txs))
+        self.assertEqual(len(txs.payment_id), 1)
+
+    def test_database_refuses_a_second_successful_charge(self):
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        charge = sub.charge_ids
+        with self.assertRaises(UniqueViolation), mute_logger("odoo.sql_db"), self.env.cr.savepoint():
+            charge.copy({"state": "done"})
+            self.env.flush_all()
+
+    def test_unexpected_provider_error_goes_to_review_and_can_be_marked_failed(self):
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        Tx = type(self.env["payment.transaction"])
+        with patch.object(Tx, "_send_payment_request", side_effect=TimeoutError("read timed out")), \
+                mute_logger(*MUTED), freeze_time("2026-05-01"):
+            self._run_billing()
+            self._run_autopay()
+        charge = sub.charge_ids
+        self.assertEqual((charge.state, charge.needs_review), ("pending", True))
+        self.assertIn("read timed out", charge.review_reason)
+        self.assertIn(charge, self.Charge.search([("needs_review", "=", True)]))
+        with freeze_time("2026-05-02"):
+            self._run_autopay()
+        self.assertEqual(len(sub.charge_ids), 1, "an unknown outcome is never retried blindly")
+        with freeze_time("2026-05-02"):
+            charge.action_mark_failed()
+        self.assertEqual((charge.state, charge.next_retry_date), ("failed", date(2026, 5, 3)))
+        self.assertEqual(sub.state, "past_due")
+
+
+@tagged("post_install", "-at_install")
+class TestManualPayers(AutopayCommon):
+
+    def test_overdue_invoice_makes_past_due_then_suspended_after_grace(self):
+        sub = self._create_subscription(date_start="2026-05-01", user_id=self.sales_user.id)
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        self.assertEqual(sub.state, "active", "not overdue on its due date")
+        with freeze_time("2026-05-02"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        self.assertEqual(sub.state, "past_due")
+        self.assertEqual(len(self._mails_to(self.partner, "is overdue")), 1)
+        with freeze_time("2026-05-15"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        self.assertEqual(sub.state, "past_due", "still within the 14-day grace period")
+        with freeze_time("2026-05-16"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        self.assertEqual(sub.state, "suspended")
+        self.assertEqual(len(self._mails_to(self.partner, "is suspended")), 1)
+        self.assertEqual(sub.activity_ids.user_id, self.sales_user)
+        self.env["account.payment.register"].with_context(
+            active_model="account.move", active_ids=sub.invoice_ids.ids,
+        ).create({})._create_payments()
+        self.assertEqual(sub.state, "active")
