@@ -29,7 +29,7 @@ class SubscriptionStripeController(StripeController):
     @http.route()
     def stripe_webhook(self):
         event = self._subscription_verified_event()
-        if not request.env["subscription.stripe.event"].sudo()._register(event["id"], event["type"]):
+        if not request.env["subscription.stripe.event"].sudo()._record_event(event["id"], event["type"]):
             _logger.info("Stripe event %s (%s) was already handled: ignored", event["id"], event["type"])
             return request.make_json_response("")
         stripe_object = event["data"]["object"]

@@ -83,7 +83,8 @@ class PaymentTransaction(models.Model):
         if self.provider_code == "stripe" and self.create_date < fields.Datetime.now() - window:
             self.subscription_review_reason = self.env._(
                 "Stripe only recognizes a repeated request for 24 hours and this one is older: check the "
-                "Stripe dashboard for a payment described %(reference)s, then mark the charge paid or failed.",
+                "Stripe dashboard for a payment with metadata odoo_reference %(reference)s, then mark the charge paid "
+                "or failed.",
                 reference=self.reference)
             return
         self.subscription_review_reason = False

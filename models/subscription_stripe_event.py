@@ -15,7 +15,7 @@ class SubscriptionStripeEvent(models.Model):
     _event_id_uniq = models.UniqueIndex("(event_id)", "This Stripe event was already handled.")
 
     @api.model
-    def _register(self, event_id, event_type):
+    def _record_event(self, event_id, event_type):
         """Record the event; False when it was recorded before (a replay)."""
         self.env.cr.execute(
             "INSERT INTO subscription_stripe_event (event_id, event_type, received_at)"

@@ -5,3 +5,4 @@ from . import test_security
 from . import test_sale_order
 from . import test_invoice_link
 from . import test_autopay
+from . import test_stripe
