@@ -22,6 +22,10 @@ import threading
 import time
 
 DB_TEMPLATE = "subscription_billing_bench_tpl"
+TEMPLATE_MODULES = "subscription_billing,payment_demo"
+# Autopay outcomes of the demo tokens, per 20 subscriptions: 16 paid, 2 declined (retried),
+# 1 pending (bank debit), 1 cancelled (permanent failure).
+AUTOPAY_MIX = ["done"] * 16 + ["error"] * 2 + ["pending", "cancel"]
 
 
 def odoo_env(conf, db):
@@ -45,7 +49,7 @@ def addon_fingerprint():
     import hashlib
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    digest = hashlib.sha1()
+    digest = hashlib.sha1(TEMPLATE_MODULES.encode())
     for folder, dirs, files in sorted(os.walk(root)):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("bench", "tests", "__pycache__"))
         for name in sorted(files):
@@ -65,14 +69,14 @@ def make_template(conf, odoo_dir):
     print(f"installing subscription_billing in {DB_TEMPLATE} ...", flush=True)
     subprocess.run(
         [sys.executable, os.path.join(odoo_dir, "odoo-bin"), "-c", conf, "-d", DB_TEMPLATE,
-         "-i", "subscription_billing", "--stop-after-init", "--log-level=warn"],
+         "-i", TEMPLATE_MODULES, "--stop-after-init", "--log-level=warn"],
         check=True,
     )
     psql("postgres", f"COMMENT ON DATABASE {DB_TEMPLATE} IS '{fingerprint}'")
 
 
-def populate(conf, db, n):
-    """Create n customers and n active subscriptions due today."""
+def populate(conf, db, n, autopay=False):
+    """Create n customers and n active subscriptions due today (on autopay with demo tokens)."""
     from odoo.fields import Command
 
     env, cr = odoo_env(conf, db)
@@ -95,6 +99,15 @@ def populate(conf, db, n):
         partners = env["res.partner"].with_context(tracking_disable=True).create([
             {"name": f"Reader {offset + i:06d}", "email": f"reader{offset + i}@example.com"} for i in range(size)
         ])
+        tokens = env["payment.token"]
+        if autopay:
+            provider = env.ref("payment.payment_provider_demo")
+            tokens = env["payment.token"].create([{
+                "provider_id": provider.id,
+                "payment_method_id": env.ref("payment_demo.payment_method_demo").id,
+                "partner_id": partner.id, "provider_ref": f"bench-{partner.id}", "payment_details": "4242",
+                "demo_simulated_state": AUTOPAY_MIX[(offset + i) % len(AUTOPAY_MIX)],
+            } for i, partner in enumerate(partners)])
         vals = []
         for i, partner in enumerate(partners):
             k = (offset + i) % 20
@@ -102,6 +115,7 @@ def populate(conf, db, n):
             vals.append({
                 "partner_id": partner.id, "plan_id": plan.id, "date_start": today, "state": "active",
                 "line_ids": [Command.create({"product_id": product.id, "quantity": 1})],
+                "payment_token_id": tokens[i].id if tokens else False,
             })
         env["subscription.subscription"].with_context(tracking_disable=True).create(vals)
         cr.commit()
@@ -109,14 +123,13 @@ def populate(conf, db, n):
     cr.close()
 
 
-def bill(conf, db, batch_size):
-    """One billing day in this process; prints 'seconds peak_rss_mib'."""
+def measured(func):
+    """Run ``func()`` and return (seconds, peak RSS in MiB) of this process.
+
+    With SB_BENCH_PROFILE=<file>, also dump a cProfile of the call there.
+    """
     import psutil
 
-    env, cr = odoo_env(conf, db)
-    if batch_size:
-        env["ir.config_parameter"].set_param("subscription_billing.batch_size", batch_size)
-        cr.commit()
     proc = psutil.Process()
     peak = [proc.memory_info().rss]
     done = threading.Event()
@@ -135,16 +148,30 @@ def bill(conf, db, batch_size):
         profiler = cProfile.Profile()
         profiler.enable()
     start = time.perf_counter()
-    env["subscription.subscription"]._cron_generate_invoices()
-    cr.commit()
+    func()
     elapsed = time.perf_counter() - start
     if profile_path:
         profiler.disable()
         profiler.dump_stats(profile_path)
     done.set()
     sampler.join()
+    return elapsed, peak[0] / 2**20
+
+
+def bill(conf, db, batch_size):
+    """One billing day in this process; prints 'seconds peak_rss_mib'."""
+    env, cr = odoo_env(conf, db)
+    if batch_size:
+        env["ir.config_parameter"].set_param("subscription_billing.batch_size", batch_size)
+        cr.commit()
+
+    def run():
+        env["subscription.subscription"]._cron_generate_invoices()
+        cr.commit()
+
+    elapsed, peak = measured(run)
     cr.close()
-    print(f"{elapsed:.3f} {peak[0] / 2**20:.1f}")
+    print(f"{elapsed:.3f} {peak:.1f}")
 
 
 def run_one(conf, n, workers, batch_size):

@@ -44,6 +44,13 @@ class PaymentTransaction(models.Model):
         """Keep Stripe's failure codes, and let autopay charges follow their transaction."""
         if self.provider_code == "stripe" and isinstance(payment_data.get("payment_intent"), dict):
             intent = payment_data["payment_intent"]
+            known = {status for statuses in stripe_const.STATUS_MAPPING.values() for status in statuses}
+            if self.subscription_charge_ids and intent.get("status") not in known:
+                # Odoo would call an unknown status a failure, and autopay would retry it.
+                _logger.warning("Unknown Stripe status %r for %s", intent.get("status"), self.reference)
+                self.subscription_review_reason = self.env._(
+                    "Stripe answered with a status Odoo does not know (%(status)s).", status=intent.get("status"))
+                return None
             error = intent.get("last_payment_error") or {}
             if error:
                 self.write({"subscription_failure_code": error.get("code"),

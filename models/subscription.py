@@ -352,6 +352,8 @@ class SubscriptionSubscription(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         for vals in vals_list:
+            # The token of the links in e-mails (failure notices, reminders) exists from the start.
+            vals.setdefault("access_token", str(uuid.uuid4()))
             if vals.get("name", "/") == "/":
                 company = self.env["res.company"].browse(vals.get("company_id")) or self.env.company
                 vals["name"] = self.env["ir.sequence"].with_company(company).next_by_code(

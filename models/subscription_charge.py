@@ -92,11 +92,12 @@ class SubscriptionCharge(models.Model):
             charges = self._create_for_invoices(locked)
             # The transactions exist in the database before any provider hears of them.
             cron._commit_progress(remaining=remaining)
-            for charge in charges.filtered(lambda c: c.state == "pending"):
+            sent = charges.filtered(lambda c: c.state == "pending")
+            for charge in sent:
                 charge._send()
-                cron._commit_progress()  # the provider's answer is durable before post-processing
-                charge._sync_from_transaction()
-                cron._commit_progress()
+                cron._commit_progress()  # each answer is durable before anything is post-processed
+            # Payments, reconciliation, e-mails and statuses of the whole batch at once.
+            sent._sync_from_transaction()
             charges.filtered(lambda c: c.state == "failed" and not c.failure_kind)._on_failure()
             if not cron._commit_progress(len(locked)):
                 break
@@ -219,10 +220,7 @@ class SubscriptionCharge(models.Model):
         """Paid: reconcile through Odoo's post-processing, tell the customer, stop retries."""
         if not self:
             return
-        for charge in self:
-            tx = charge.transaction_id.sudo()
-            if not tx.is_post_processed:
-                tx._post_process()
+        self.transaction_id.sudo().filtered(lambda tx: not tx.is_post_processed)._post_process()
         self.write({"state": "done", "needs_review": False, "next_retry_date": False,
                     "failure_kind": False, "failure_code": False, "failure_message": False})
         for charge in self:

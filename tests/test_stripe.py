@@ -169,6 +169,13 @@ class TestStripeErrorPayloads(StripeSetupMixin, AutopayCommon):
         self.assertIn("no usable answer", charge.review_reason)
         self.assertEqual(sub.state, "active", "a problem on Stripe's side is not the customer's failure")
 
+    def test_unknown_status_goes_to_review_not_retry(self):
+        sub, charge = self._charge_once(200, {"id": "pi_odd", "object": "payment_intent", "status": "on_the_moon",
+                                              "amount": 1320, "currency": self.currency.name.lower()})
+        self.assertEqual((charge.state, charge.needs_review, charge.transaction_id.state), ("pending", True, "draft"))
+        self.assertIn("on_the_moon", charge.review_reason)
+        self.assertEqual(sub.state, "active")
+
     def test_bad_secret_key_goes_to_review(self):
         _sub, charge = self._charge_once(401, {"error": {"type": "invalid_request_error",
                                                          "message": "Invalid API Key provided."}})
