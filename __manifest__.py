@@ -33,6 +33,7 @@
         "views/res_partner_views.xml",
         "views/account_move_views.xml",
         "views/sale_order_views.xml",
+        "views/portal_templates.xml",
         "wizards/subscription_close_wizard_views.xml",
         "wizards/subscription_enroll_wizard_views.xml",
         "views/subscription_menus.xml",

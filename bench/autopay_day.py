@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import billing_day as bd  # noqa: E402
+import billing_day as bd
 
 
 def charge(conf, db):

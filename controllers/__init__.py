@@ -1,1 +1,2 @@
 from . import stripe
+from . import portal

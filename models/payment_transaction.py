@@ -24,6 +24,10 @@ class PaymentTransaction(models.Model):
     _inherit = "payment.transaction"
 
     subscription_charge_ids = fields.One2many("subscription.charge", "transaction_id", string="Autopay charges")
+    subscription_autopay_id = fields.Many2one(
+        "subscription.subscription", string="Autopay setup for", readonly=True, index="btree_not_null",
+        help="The subscription whose autopay method is the token this transaction saves.",
+    )
     subscription_failure_code = fields.Char(
         readonly=True, help="The provider's error code of a failed autopay charge (e.g. Stripe's card_declined).",
     )
@@ -62,6 +66,13 @@ class PaymentTransaction(models.Model):
         res = super()._apply_updates(payment_data)
         if self.subscription_charge_ids and not self.env.context.get("subscription_charge_defer_sync"):
             self.subscription_charge_ids._sync_from_transaction()
+        return res
+
+    def _tokenize(self, payment_data):
+        """A payment method saved from a subscription's portal page becomes its autopay method."""
+        res = super()._tokenize(payment_data)
+        if self.subscription_autopay_id and self.token_id:
+            self.subscription_autopay_id.sudo()._enroll_autopay(self.token_id)
         return res
 
     def _send_payment_request(self):

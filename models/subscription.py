@@ -93,6 +93,10 @@ class SubscriptionSubscription(models.Model):
         domain="[('partner_id', 'child_of', commercial_partner_id)]", check_company=True,
         help="Saved payment method charged automatically for each invoice.",
     )
+    autopay_requested = fields.Boolean(
+        string="Awaiting payment method", copy=False, tracking=True,
+        help="An autopay setup link was sent; the customer has not saved a payment method yet.",
+    )
     close_reason_id = fields.Many2one("subscription.close.reason", tracking=True, copy=False)
     close_note = fields.Text(copy=False)
     date_closed = fields.Date(copy=False, readonly=True)
@@ -532,6 +536,76 @@ class SubscriptionSubscription(models.Model):
             action["domain"] = [("id", "in", invoices.ids)]
         action["context"] = {"default_move_type": "out_invoice", "create": False}
         return action
+
+    # ------------------------------------------------------------------ autopay enrollment
+    def action_send_autopay_link(self):
+        """E-mail the customer a link to save a payment method for this subscription."""
+        for sub in self:
+            if sub.state in CLOSED_STATES:
+                raise UserError(self.env._("%(sub)s is closed.", sub=sub.display_name))
+            if not sub.partner_id.email:
+                raise UserError(self.env._("%(customer)s has no e-mail address.", customer=sub.partner_id.name))
+        self.write({"autopay_requested": True})
+        for sub in self:
+            sub.message_post_with_source(
+                "subscription_billing.mail_template_autopay_setup", subtype_xmlid="mail.mt_comment",
+            )
+        return True
+
+    def _enroll_autopay(self, token):
+        """Make ``token`` the subscription's autopay method (from the portal or a setup link).
+
+        A draft subscription starts; open invoices of a past due or suspended one are
+        charged on the next autopay run, which is woken up now.
+        """
+        self.ensure_one()
+        if self.state in CLOSED_STATES:
+            raise UserError(self.env._("%(sub)s is closed.", sub=self.display_name))
+        previous = self.payment_token_id
+        self.write({"payment_token_id": token.id, "autopay_requested": False})
+        self.message_post(body=self.env._(
+            "Autopay set up by the customer with %(method)s.", method=token.display_name,
+        ) if not previous else self.env._(
+            "The customer replaced the autopay method %(old)s with %(new)s.",
+            old=previous.display_name, new=token.display_name,
+        ))
+        if self.state == "draft":
+            self.action_start()
+        open_invoices = self.invoice_ids.filtered(
+            lambda m: m.move_type == "out_invoice" and m.state == "posted"
+            and m.payment_state in ("not_paid", "partial")
+            and not m.subscription_charge_ids.filtered(lambda c: c.state == "pending")
+        )
+        if open_invoices:
+            if self.state == "suspended":
+                self.write({"state": "past_due"})
+            open_invoices.sudo().write({"subscription_charge_date": fields.Date.context_today(self)})
+            self.env.ref("subscription_billing.ir_cron_charge_autopay")._trigger()
+        return True
+
+    def _disable_autopay(self):
+        """The customer turns autopay off: invoices must then be paid by hand."""
+        self.ensure_one()
+        if not self.payment_token_id:
+            raise UserError(self.env._("%(sub)s is not on autopay.", sub=self.display_name))
+        self.write({"payment_token_id": False})
+        self.env["subscription.charge"]._stop_retries(self)
+        self.message_post(body=self.env._(
+            "The customer turned autopay off: invoices are now e-mailed to be paid by hand."))
+        return True
+
+    def _stop_renewal_by_customer(self):
+        """The customer turns off renewal at the end of the term (where the plan allows it)."""
+        self.ensure_one()
+        if not self.plan_id.customer_can_stop_renewal or not self.auto_renew or self.state not in RUNNING_STATES:
+            raise UserError(self.env._("The renewal of %(sub)s cannot be stopped here.", sub=self.display_name))
+        self.write({"auto_renew": False})
+        self.message_post(
+            body=self.env._("The customer turned off the renewal: the subscription ends on %(date)s.",
+                            date=format_date(self.env, self.date_end)),
+            partner_ids=self.user_id.partner_id.ids,
+        )
+        return True
 
     # ------------------------------------------------------------------ payment status
     def _reactivate_if_paid(self):

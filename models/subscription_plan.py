@@ -28,6 +28,10 @@ class SubscriptionPlan(models.Model):
         default=True,
         help="At the end of the term, start another term automatically instead of expiring.",
     )
+    customer_can_stop_renewal = fields.Boolean(
+        string="Customers can stop renewal",
+        help="Customers may turn off the automatic renewal at the end of the term from their portal.",
+    )
     renewal_reminder_days = fields.Integer(
         default=30,
         help="Subscriptions ending within this many days are shown as expiring soon "

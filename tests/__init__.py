@@ -6,3 +6,4 @@ from . import test_sale_order
 from . import test_invoice_link
 from . import test_autopay
 from . import test_stripe
+from . import test_portal

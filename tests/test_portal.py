@@ -1,0 +1,196 @@
+import re
+
+from odoo.fields import Command
+from odoo.tests import HttpCase, freeze_time, tagged
+from odoo.tests.common import JsonRpcException
+from odoo.tools import mute_logger
+
+from .autopay_common import AutopayCommon
+
+
+class PortalCommon(AutopayCommon, HttpCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        portal = cls.env.ref("base.group_portal")
+        cls.user_ada = cls.env["res.users"].create({
+            "login": "ada_portal", "password": "ada_portal_pw", "partner_id": cls.partner.id,
+            "group_ids": [Command.set(portal.ids)],
+        })
+        cls.user_bob = cls.env["res.users"].create({
+            "login": "bob_portal", "password": "bob_portal_pw", "partner_id": cls.partner_b.id,
+            "group_ids": [Command.set(portal.ids)],
+        })
+        cls.sub_ada = cls._create_subscription(partner=cls.partner, date_start="2026-05-01")
+        cls.sub_bob = cls._create_subscription(partner=cls.partner_b, date_start="2026-05-01")
+        cls.token_ada = cls._create_token(partner=cls.partner, outcome="done")
+        cls.token_bob = cls._create_token(partner=cls.partner_b, outcome="done")
+
+    def _page(self, url):
+        response = self.url_open(url)
+        self.env.invalidate_all()
+        return response
+
+    def _csrf(self, url):
+        html = self.url_open(url).text
+        return re.search(r'csrf_token["\']?\s*[:=]\s*["\']([0-9a-fA-Fo]+)["\']', html).group(1)
+
+    def _rpc(self, route, **params):
+        result = self.make_jsonrpc_request(route, params)
+        self.env.invalidate_all()
+        return result
+
+
+@tagged("post_install", "-at_install")
+class TestPortalPages(PortalCommon):
+
+    def test_list_and_counter_show_only_the_customers_own_subscriptions(self):
+        self.authenticate("ada_portal", "ada_portal_pw")
+        html = self._page("/my/subscriptions").text
+        self.assertIn(self.sub_ada.name, html)
+        self.assertNotIn(self.sub_bob.name, html)
+        counters = self._rpc("/my/counters", counters=["subscription_count"])
+        self.assertEqual(counters["subscription_count"], 1)
+
+    def test_list_filters_and_sorts(self):
+        self.sub_ada.action_suspend()
+        other = self._create_subscription(partner=self.partner, date_start="2026-06-01")
+        self.authenticate("ada_portal", "ada_portal_pw")
+        html = self._page("/my/subscriptions?filterby=attention").text
+        self.assertIn(self.sub_ada.name, html)
+        self.assertNotIn(other.name, html)
+        html = self._page("/my/subscriptions?sortby=next&filterby=nonsense").text
+        self.assertIn(other.name, html, "an unknown filter falls back to all")
+
+    def test_contact_of_the_same_company_sees_the_company_subscriptions(self):
+        company = self.env["res.partner"].create({"name": "Trend Corp", "is_company": True})
+        self.partner.parent_id = company
+        sub = self._create_subscription(partner=company)
+        self.authenticate("ada_portal", "ada_portal_pw")
+        self.assertEqual(self._page(f"/my/subscriptions/{sub.id}").status_code, 200)
+
+    def test_detail_page_opens_from_the_email_link_without_login(self):
+        response = self._page(self.sub_ada.get_portal_url())
+        self.assertEqual(response.status_code, 200)
+        self.assertIn(self.sub_ada.name, response.text)
+        self.assertIn(self.sub_ada.plan_id.name, response.text)
+
+    def test_wrong_or_missing_token_and_other_customers_get_404(self):
+        with mute_logger("odoo.http", "werkzeug"):
+            self.assertEqual(self._page(f"/my/subscriptions/{self.sub_ada.id}").status_code, 404)
+            self.assertEqual(self._page(f"/my/subscriptions/{self.sub_ada.id}?access_token=wrong").status_code, 404)
+            self.assertEqual(self._page(
+                f"/my/subscriptions/{self.sub_ada.id}?access_token={self.sub_bob.access_token}").status_code, 404)
+            self.assertEqual(self._page("/my/subscriptions/999999").status_code, 404)
+            self.authenticate("bob_portal", "bob_portal_pw")
+            self.assertEqual(self._page(f"/my/subscriptions/{self.sub_ada.id}").status_code, 404)
+
+    def test_failure_email_link_opens_the_page_with_the_reason(self):
+        self.sub_ada.payment_token_id = self._create_token(outcome="error")
+        self._bill_and_charge("2026-05-01")
+        mail = self._mails_to(self.partner, "payment failed")
+        link = re.search(r'href="([^"]*/my/subscriptions/[^"]+)"', mail.body_html).group(1)
+        link = link.replace("&amp;", "&")
+        response = self._page(link[link.index("/my/subscriptions"):])
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("o_subscription_attention", response.text)
+        self.assertIn("You selected the following demo payment status", response.text)
+        self.assertIn("Pay now", response.text)
+
+
+@tagged("post_install", "-at_install")
+class TestPortalAutopay(PortalCommon):
+
+    def test_customer_assigns_a_saved_method(self):
+        self.authenticate("ada_portal", "ada_portal_pw")
+        self._rpc(f"/my/subscriptions/{self.sub_ada.id}/autopay/assign",
+                  token_id=self.token_ada.id, access_token=self.sub_ada.access_token)
+        self.assertEqual(self.sub_ada.payment_token_id, self.token_ada)
+
+    def test_token_of_another_customer_is_refused(self):
+        self.authenticate("ada_portal", "ada_portal_pw")
+        with self.assertRaises(JsonRpcException), mute_logger("odoo.http"):
+            self._rpc(f"/my/subscriptions/{self.sub_ada.id}/autopay/assign",
+                      token_id=self.token_bob.id, access_token=self.sub_ada.access_token)
+        self.assertFalse(self.sub_ada.payment_token_id)
+
+    def test_posting_to_another_customers_subscription_is_refused(self):
+        self.authenticate("ada_portal", "ada_portal_pw")
+        with self.assertRaises(JsonRpcException), mute_logger("odoo.http"):
+            self._rpc(f"/my/subscriptions/{self.sub_bob.id}/autopay/assign", token_id=self.token_bob.id)
+        with self.assertRaises(JsonRpcException), mute_logger("odoo.http"):
+            self._rpc(f"/my/subscriptions/{self.sub_bob.id}/autopay/assign", token_id=self.token_bob.id,
+                      access_token="forged")
+        with self.assertRaises(JsonRpcException), mute_logger("odoo.http"):
+            self._rpc(f"/my/subscriptions/{self.sub_bob.id}/autopay/transaction",
+                      provider_id=self.demo_provider.id, payment_method_id=self.demo_method.id, flow="direct")
+        self.assertFalse(self.sub_bob.payment_token_id)
+        self.assertFalse(self.env["payment.transaction"].search([("subscription_autopay_id", "=", self.sub_bob.id)]))
+
+    def test_new_method_saved_through_the_payment_form_becomes_the_autopay_method(self):
+        draft = self._create_subscription(partner=self.partner, start=False, autopay_requested=True)
+        values = self._rpc(f"/my/subscriptions/{draft.id}/autopay/transaction",
+                           access_token=draft.access_token, provider_id=self.demo_provider.id,
+                           payment_method_id=self.demo_method.id, flow="direct", tokenization_requested=False,
+                           landing_route="/evil", is_validation=False, amount=1000)
+        tx = self.env["payment.transaction"].search([("reference", "=", values["reference"])])
+        self.assertEqual((tx.operation, tx.subscription_autopay_id, tx.partner_id), ("validation", draft, self.partner))
+        self.assertTrue(tx.tokenize, "saving the method is what this route is for")
+        self.assertNotIn("evil", tx.landing_route)
+        # The customer's browser completes the demo payment (as payment_demo's form does).
+        self._rpc("/payment/demo/simulate_payment", reference=tx.reference, payment_details="4242",
+                  simulated_state="done")
+        self.assertEqual(draft.payment_token_id, tx.token_id)
+        self.assertEqual((draft.state, draft.autopay_requested), ("active", False))
+
+    def test_new_method_charges_the_open_invoices_of_a_suspended_subscription(self):
+        self.sub_ada.payment_token_id = self._create_token(outcome="cancel")
+        self._bill_and_charge("2026-05-01")
+        self.assertEqual(self.sub_ada.state, "suspended")
+        with freeze_time("2026-05-03"):
+            self.authenticate("ada_portal", "ada_portal_pw")
+            self._rpc(f"/my/subscriptions/{self.sub_ada.id}/autopay/assign",
+                      token_id=self.token_ada.id, access_token=self.sub_ada.access_token)
+            self.assertEqual(self.sub_ada.state, "past_due")
+            self._run_autopay()
+        self.assertEqual(self.sub_ada.state, "active")
+        self._assert_paid(self.sub_ada.invoice_ids)
+
+    def test_turning_autopay_off_needs_the_csrf_token_and_then_works(self):
+        self.sub_ada.payment_token_id = self.token_ada
+        url = f"/my/subscriptions/{self.sub_ada.id}/autopay/disable"
+        with mute_logger("odoo.http", "werkzeug"):
+            response = self.url_open(url, data={"access_token": self.sub_ada.access_token})
+        self.assertEqual(response.status_code, 400)
+        self.env.invalidate_all()
+        self.assertEqual(self.sub_ada.payment_token_id, self.token_ada)
+        csrf = self._csrf(self.sub_ada.get_portal_url())
+        response = self.url_open(url, data={"access_token": self.sub_ada.access_token, "csrf_token": csrf})
+        self.env.invalidate_all()
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("Automatic payment is off", response.text)
+        self.assertFalse(self.sub_ada.payment_token_id)
+
+    def test_stop_renewal_only_where_the_plan_allows_it(self):
+        url = f"/my/subscriptions/{self.sub_ada.id}/renewal/stop"
+        csrf = self._csrf(self.sub_ada.get_portal_url())
+        with mute_logger("odoo.http", "werkzeug"):
+            response = self.url_open(url, data={"access_token": self.sub_ada.access_token, "csrf_token": csrf})
+        self.assertEqual(response.status_code, 403)
+        self.env.invalidate_all()
+        self.assertTrue(self.sub_ada.auto_renew)
+        self.plan_monthly.customer_can_stop_renewal = True
+        self.url_open(url, data={"access_token": self.sub_ada.access_token, "csrf_token": csrf})
+        self.env.invalidate_all()
+        self.assertFalse(self.sub_ada.auto_renew)
+        self._assert_logged(self.sub_ada, "turned off the renewal")
+
+    def test_staff_send_the_setup_link_and_the_subscription_awaits_a_method(self):
+        draft = self._create_subscription(partner=self.partner, start=False)
+        draft.with_user(self.sales_user).action_send_autopay_link()
+        self.assertTrue(draft.autopay_requested)
+        message = draft.message_ids.filtered(lambda m: "autopay" in (m.body or "") or "automatic" in (m.body or ""))
+        self.assertTrue(message)
+        self.assertIn(draft.access_token, str(message[0].body))
+        self.assertIn(self.partner, message[0].partner_ids)
