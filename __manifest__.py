@@ -41,6 +41,11 @@
     "demo": [
         "demo/subscription_demo.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "subscription_billing/static/tests/tours/**/*",
+        ],
+    },
     "installable": True,
     "application": True,
 }

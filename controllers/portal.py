@@ -87,7 +87,8 @@ class SubscriptionPortal(PaymentPortal):
             "tokens_sudo": tokens_sudo,
             "transaction_route": f"/my/subscriptions/{sub.id}/autopay/transaction",
             "assign_token_route": f"/my/subscriptions/{sub.id}/autopay/assign",
-            "landing_route": sub.get_portal_url(anchor="autopay"),
+            # Not only an anchor: after picking a saved method the page must reload.
+            "landing_route": sub.get_portal_url(query_string="&message=autopay_on", anchor="autopay"),
             # The payment form sends this back to our routes: the subscription's own token.
             "access_token": sub.access_token,
         }
@@ -162,7 +163,7 @@ class SubscriptionPortal(PaymentPortal):
         tx_sudo = self._create_transaction(
             provider_id=provider.id, payment_method_id=payment_method_id, token_id=None, amount=None,
             currency_id=None, partner_id=sub.partner_id.id, flow=flow, tokenization_requested=True,
-            landing_route=sub.get_portal_url(anchor="autopay"),
+            landing_route=sub.get_portal_url(query_string="&message=autopay_on", anchor="autopay"),
             reference_prefix=payment_utils.singularize_reference_prefix(prefix="AUTOPAY"),
             is_validation=True, custom_create_values={"subscription_autopay_id": sub.id}, **kwargs,
         )

@@ -7,3 +7,4 @@ from . import test_invoice_link
 from . import test_autopay
 from . import test_stripe
 from . import test_portal
+from . import test_portal_tours

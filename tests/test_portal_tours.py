@@ -1,0 +1,49 @@
+import unittest
+from datetime import timedelta
+
+from odoo import fields
+from odoo.tests import freeze_time, tagged
+
+from .test_portal import PortalCommon
+
+
+@tagged("post_install", "-at_install")
+class TestPortalTours(PortalCommon):
+    """The customer's portal flows, clicked through in headless Chromium."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.demo_provider.is_published = True
+
+    def _run_tour(self, url, tour):
+        try:
+            self.start_tour(url, tour, login="ada_portal", timeout=180)
+        except unittest.SkipTest as skipped:
+            # Odoo skips browser tours silently when Chromium or websocket-client is missing.
+            self.fail(f"the browser tour {tour} could not run: {skipped}")
+        self.env.invalidate_all()
+
+    def test_pay_the_overdue_invoice_save_the_card_and_enroll(self):
+        start = fields.Date.context_today(self.env["res.partner"]) - timedelta(days=20)
+        with freeze_time(start):  # invoiced 20 days ago, due that day: overdue now
+            sub = self._create_subscription(partner=self.partner, date_start=start)
+            sub._generate_due_invoices()
+        invoice = sub.invoice_ids
+        self.assertEqual(len(invoice), 1)
+        sub.state = "past_due"
+        self._run_tour(sub.get_portal_url(), "subscription_portal_pay_and_enroll")
+        self._assert_paid(invoice)
+        self.assertEqual(sub.state, "active")
+        self.assertTrue(sub.payment_token_id.payment_details.endswith("4444"), "the card saved while paying")
+        self.assertEqual(sub.payment_token_id.partner_id.commercial_partner_id, self.partner)
+
+    def test_turn_autopay_off_then_on_with_a_new_card(self):
+        self.sub_ada.payment_token_id = self.token_ada
+        self._run_tour(self.sub_ada.get_portal_url(), "subscription_portal_autopay_off_on")
+        new_token = self.sub_ada.payment_token_id
+        self.assertTrue(new_token)
+        self.assertNotEqual(new_token, self.token_ada)
+        self.assertTrue(new_token.payment_details.endswith("1111"))
+        self._assert_logged(self.sub_ada, "turned autopay off")
+        self._assert_logged(self.sub_ada, "Autopay set up by the customer")
