@@ -93,6 +93,10 @@ class SubscriptionSubscription(models.Model):
         domain="[('partner_id', 'child_of', commercial_partner_id)]", check_company=True,
         help="Saved payment method charged automatically for each invoice.",
     )
+    renewal_reminded_for = fields.Date(
+        copy=False, readonly=True,
+        help="End of the term for which the renewal reminder was sent (one reminder per term).",
+    )
     autopay_requested = fields.Boolean(
         string="Awaiting payment method", copy=False, tracking=True,
         help="An autopay setup link was sent; the customer has not saved a payment method yet.",
@@ -652,6 +656,7 @@ class SubscriptionSubscription(models.Model):
                     "An invoice is overdue: the subscription is past due. Payment reminder e-mailed."))
             if not cron._commit_progress(len(late)):
                 return
+        self._send_renewal_reminders(batch_size)
         for company in self.env["res.company"].sudo().search([]):
             limit_date = today - timedelta(days=company.subscription_grace_days)
             overdue = Domain(self._overdue_invoice_domain(limit_date))
@@ -673,6 +678,58 @@ class SubscriptionSubscription(models.Model):
                     )
                 if not cron._commit_progress(len(subs)):
                     return
+
+    @api.model
+    def _demo_enroll_autopay(self, sub_ids):
+        """Demo data: autopay with a demo card, when the demo payment provider is installed."""
+        if "demo_simulated_state" not in self.env["payment.token"]._fields:
+            return
+        provider = self.env.ref("payment.payment_provider_demo", raise_if_not_found=False)
+        if not provider or provider.state == "disabled":
+            return
+        for sub in self.browse(sub_ids):
+            token = self.env["payment.token"].create({
+                "provider_id": provider.id,
+                "payment_method_id": self.env.ref("payment_demo.payment_method_demo").id,
+                "partner_id": sub.partner_id.id,
+                "provider_ref": f"demo-{sub.partner_id.id}",
+                "payment_details": "4242",
+                "demo_simulated_state": "done",
+            })
+            sub.payment_token_id = token
+
+    @api.model
+    def _demo_pay_invoices(self, sub_ids, count):
+        """Demo data: the first ``count`` invoices of these subscriptions are paid."""
+        invoices = self.browse(sub_ids).invoice_ids.sorted("invoice_date")[:count]
+        if invoices:
+            self.env["account.payment.register"].with_context(
+                active_model="account.move", active_ids=invoices.ids,
+            ).create({"group_payment": False})._create_payments()
+
+    @api.model
+    def _send_renewal_reminders(self, batch_size=DEFAULT_BATCH_SIZE):
+        """Subscriptions ending within their plan's reminder days without automatic renewal:
+        one reminder e-mail per term to the customer and an activity for the salesperson."""
+        cron = self.env["ir.cron"]
+        domain = [("is_expiring", "=", True), ("date_end", ">=", fields.Date.context_today(self))]
+        while True:
+            subs = self.search(domain, order="date_end, id").filtered(
+                lambda s: s.renewal_reminded_for != s.date_end)[:batch_size]
+            if not subs:
+                return
+            for sub in subs:
+                sub.renewal_reminded_for = sub.date_end
+                sub.activity_schedule(
+                    "mail.mail_activity_data_todo", date_deadline=sub.date_end,
+                    summary=self.env._("Renewal: ends on %(date)s", date=format_date(self.env, sub.date_end)),
+                    user_id=(sub.user_id or self.env.ref("base.user_admin")).id,
+                )
+                sub.message_post(body=self.env._("Renewal reminder e-mailed: the subscription ends on %(date)s.",
+                                                 date=format_date(self.env, sub.date_end)))
+            subs._send_template("subscription_billing.mail_template_renewal_reminder")
+            if not cron._commit_progress(len(subs)):
+                return
 
     def _send_template(self, xmlid):
         """Queue the e-mail template ``xmlid`` for these subscriptions (never raises)."""

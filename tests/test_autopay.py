@@ -405,3 +405,19 @@ class TestManualPayers(AutopayCommon):
             active_model="account.move", active_ids=sub.invoice_ids.ids,
         ).create({})._create_payments()
         self.assertEqual(sub.state, "active")
+
+    def test_renewal_reminder_is_sent_once_per_term(self):
+        self.plan_yearly.renewal_reminder_days = 30
+        sub = self._create_subscription(plan=self.plan_yearly, date_start="2026-01-01", user_id=self.sales_user.id)
+        self.assertEqual(sub.date_end, date(2026, 12, 31))
+        with freeze_time("2026-11-15"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        self.assertFalse(self._mails_to(self.partner, "ends soon"))
+        for day in ("2026-12-05", "2026-12-06"):
+            with freeze_time(day):
+                self._run_cron("subscription_billing.ir_cron_update_statuses")
+        mail = self._mails_to(self.partner, "ends soon")
+        self.assertEqual(len(mail), 1)
+        self.assertIn(sub.access_token, mail.body_html)
+        self.assertEqual(sub.activity_ids.user_id, self.sales_user)
+        self.assertEqual(sub.renewal_reminded_for, date(2026, 12, 31))

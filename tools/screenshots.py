@@ -49,6 +49,19 @@ def main(base, out):
         page.get_by_role("tab", name="Subscriptions").click()
         page.wait_for_timeout(1500)
         page.screenshot(path=f"{out}/contact.png")
+        # The customer portal, as the demo portal customer (login portal / portal).
+        portal = browser.new_page(viewport={"width": 1280, "height": 900})
+        portal.goto(f"{base}/web/login")
+        portal.fill("input[name=login]", "portal")
+        portal.fill("input[name=password]", "portal")
+        portal.click("button[type=submit]")
+        portal.wait_for_timeout(2000)
+        portal.goto(f"{base}/my/subscriptions")
+        portal.wait_for_timeout(2000)
+        portal.screenshot(path=f"{out}/portal_list.png")
+        portal.locator(".o_portal_subscription_row a").first.click()
+        portal.wait_for_timeout(3000)
+        portal.screenshot(path=f"{out}/portal_detail.png", full_page=True)
         browser.close()
 
 
