@@ -39,6 +39,7 @@ class AccountMove(models.Model):
     def _invoice_paid_hook(self):
         """Paying a subscription's open invoices, by any means, brings it back to active."""
         res = super()._invoice_paid_hook()
-        subs = self.subscription_id.filtered(lambda s: s.state in ("past_due", "suspended"))
+        # Whoever registers the payment (an accountant, the portal) may not manage subscriptions.
+        subs = self.sudo().subscription_id.filtered(lambda s: s.state in ("past_due", "suspended"))
         subs._reactivate_if_paid()
         return res

@@ -337,6 +337,9 @@ class SubscriptionSubscription(models.Model):
         if not token.active:
             return const.CODE_TOKEN_INACTIVE, self.env._(
                 "the payment method %(token)s was removed or deactivated.", token=token.display_name)
+        if provider.company_id and self.company_id and provider.company_id != self.company_id:
+            return "provider_other_company", self.env._(
+                "the payment provider %(provider)s belongs to another company.", provider=provider.name)
         if not provider.allow_tokenization:
             return "provider_no_tokenization", self.env._(
                 "%(provider)s does not allow charging saved payment methods.", provider=provider.name)
@@ -712,10 +715,13 @@ class SubscriptionSubscription(models.Model):
         """Subscriptions ending within their plan's reminder days without automatic renewal:
         one reminder e-mail per term to the customer and an activity for the salesperson."""
         cron = self.env["ir.cron"]
-        domain = [("is_expiring", "=", True), ("date_end", ">=", fields.Date.context_today(self))]
+        today = fields.Date.context_today(self)
+        # Reminded terms keep their end date in renewal_reminded_for (>= today while current).
+        domain = Domain([("is_expiring", "=", True), ("date_end", ">=", today)]) & (
+            Domain("renewal_reminded_for", "=", False) | Domain("renewal_reminded_for", "<", today)
+        )
         while True:
-            subs = self.search(domain, order="date_end, id").filtered(
-                lambda s: s.renewal_reminded_for != s.date_end)[:batch_size]
+            subs = self.search(domain, order="date_end, id", limit=batch_size)
             if not subs:
                 return
             for sub in subs:

@@ -322,6 +322,7 @@ class SubscriptionCharge(models.Model):
 
     # ------------------------------------------------------------------ review buttons
     def _check_reviewable(self):
+        self.check_access("write")
         wrong = self.filtered(lambda c: c.state != "pending")
         if wrong:
             raise UserError(self.env._("Only pending charges can be checked or settled by hand (%(charges)s).",

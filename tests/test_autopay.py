@@ -3,8 +3,8 @@ from unittest.mock import patch
 
 from psycopg2.errors import UniqueViolation
 
-from odoo.exceptions import UserError, ValidationError
-from odoo.tests import freeze_time, tagged
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tests import freeze_time, new_test_user, tagged
 from odoo.tools import mute_logger
 
 from .autopay_common import AutopayCommon
@@ -153,6 +153,23 @@ class TestAutopayOutcomes(AutopayCommon):
         self.assertEqual(sub.state, "active")
         self._assert_logged(sub, "active again")
 
+    def test_an_accountant_registering_the_payment_reactivates_the_subscription(self):
+        accountant = new_test_user(self.env, login="sub_accountant", groups="account.group_account_invoice")
+        sub = self._create_autopay_subscription("cancel", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        self.assertEqual(sub.state, "suspended")
+        self.env["account.payment.register"].with_user(accountant).with_context(
+            active_model="account.move", active_ids=sub.invoice_ids.ids,
+        ).create({})._create_payments()
+        self.assertEqual(sub.state, "active")
+
+    def test_only_subscription_administrators_settle_charges_by_hand(self):
+        sub = self._create_autopay_subscription("pending", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        with self.assertRaises(AccessError):
+            sub.charge_ids.with_user(self.sales_user).action_mark_paid()
+        self.assertEqual(sub.charge_ids.state, "pending")
+
     def test_payment_by_other_means_stops_pending_retries(self):
         sub = self._create_autopay_subscription("error", date_start="2026-05-01")
         self._bill_and_charge("2026-05-01")
@@ -203,6 +220,15 @@ class TestAutopayInputs(AutopayCommon):
         token = self._create_token()
         token.active = False
         with self.assertRaisesRegex(ValidationError, "removed or deactivated"):
+            sub.write({"payment_token_id": token.id})
+
+    def test_provider_of_another_company_is_refused(self):
+        sub = self._create_subscription()
+        other = self.env["res.company"].create({"name": "Other Trendhouse"})
+        provider = self.demo_provider.copy({"company_id": other.id})
+        token = self._create_token()
+        token.provider_id = provider
+        with self.assertRaisesRegex(ValidationError, "another company"):
             sub.write({"payment_token_id": token.id})
 
     def test_currency_the_provider_cannot_charge_is_refused(self):
