@@ -14,7 +14,6 @@ provider is called, and paid ones are post-processed into a posted, reconciled p
 with a receipt queued. Prints charges per second, peak memory and the exactly-once checks.
 """
 
-import argparse
 import os
 import subprocess
 import sys
@@ -78,16 +77,7 @@ def run_one(conf, n, workers):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sizes", nargs="*", type=int, default=[1000, 10000])
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--conf", default=os.environ.get("SB_ODOO_CONF"))
-    parser.add_argument("--db")
-    parser.add_argument("--populate", type=int)
-    parser.add_argument("--charge", action="store_true")
-    args = parser.parse_args()
-    if not args.conf:
-        raise SystemExit("run it through ./dev bench-autopay (no Odoo configuration given)")
+    args = bd.arguments(__doc__, "bench-autopay", [("--charge", {"action": "store_true"})])
     if args.populate:
         return bd.populate(args.conf, args.db, args.populate, autopay=True)
     if args.charge:

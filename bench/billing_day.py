@@ -205,18 +205,27 @@ def run_one(conf, n, workers, batch_size):
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(description, command, extra):
+    """Command line shared by the benchmarks: sizes, workers, and the internal sub-steps."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sizes", nargs="*", type=int, default=[1000, 10000])
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=0, help="subscriptions per committed batch (default 200)")
     parser.add_argument("--conf", default=os.environ.get("SB_ODOO_CONF"))
     parser.add_argument("--db")
     parser.add_argument("--populate", type=int)
-    parser.add_argument("--bill", action="store_true")
+    for name, kwargs in extra:
+        parser.add_argument(name, **kwargs)
     args = parser.parse_args()
     if not args.conf:
-        raise SystemExit("run it through ./dev bench (no Odoo configuration given)")
+        raise SystemExit(f"run it through ./dev {command} (no Odoo configuration given)")
+    return args
+
+
+def main():
+    args = arguments(__doc__, "bench", [
+        ("--batch-size", {"type": int, "default": 0, "help": "subscriptions per committed batch (default 200)"}),
+        ("--bill", {"action": "store_true"}),
+    ])
     if args.populate:
         return populate(args.conf, args.db, args.populate)
     if args.bill:

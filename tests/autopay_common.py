@@ -60,3 +60,10 @@ class AutopayCommon(SubscriptionCommon):
     def _assert_logged(self, sub, text):
         bodies = [str(body) for body in sub.message_ids.mapped("body")]
         self.assertTrue(any(text in body for body in bodies), f"{text!r} not in the chatter: {bodies}")
+
+    def _register_payment(self, invoices, user=None):
+        """Staff register the payment of ``invoices`` (Odoo's payment wizard)."""
+        wizard = self.env["account.payment.register"]
+        if user:
+            wizard = wizard.with_user(user)
+        wizard.with_context(active_model="account.move", active_ids=invoices.ids).create({})._create_payments()

@@ -146,9 +146,7 @@ class TestAutopayOutcomes(AutopayCommon):
         self._bill_and_charge("2026-05-01")
         self.assertEqual(sub.state, "suspended")
         invoice = sub.invoice_ids
-        self.env["account.payment.register"].with_context(
-            active_model="account.move", active_ids=invoice.ids,
-        ).create({})._create_payments()
+        self._register_payment(invoice)
         self._assert_paid(invoice)
         self.assertEqual(sub.state, "active")
         self._assert_logged(sub, "active again")
@@ -158,9 +156,7 @@ class TestAutopayOutcomes(AutopayCommon):
         sub = self._create_autopay_subscription("cancel", date_start="2026-05-01")
         self._bill_and_charge("2026-05-01")
         self.assertEqual(sub.state, "suspended")
-        self.env["account.payment.register"].with_user(accountant).with_context(
-            active_model="account.move", active_ids=sub.invoice_ids.ids,
-        ).create({})._create_payments()
+        self._register_payment(sub.invoice_ids, user=accountant)
         self.assertEqual(sub.state, "active")
 
     def test_only_subscription_administrators_settle_charges_by_hand(self):
@@ -175,9 +171,7 @@ class TestAutopayOutcomes(AutopayCommon):
         self._bill_and_charge("2026-05-01")
         self.assertEqual(sub.state, "past_due")
         invoice = sub.invoice_ids
-        self.env["account.payment.register"].with_context(
-            active_model="account.move", active_ids=invoice.ids,
-        ).create({})._create_payments()
+        self._register_payment(invoice)
         self.assertEqual(sub.state, "active")
         self.assertFalse(sub.charge_ids.next_retry_date)
         self._bill_and_charge("2026-05-02")
@@ -427,9 +421,7 @@ class TestManualPayers(AutopayCommon):
         self.assertEqual(sub.state, "suspended")
         self.assertEqual(len(self._mails_to(self.partner, "is suspended")), 1)
         self.assertEqual(sub.activity_ids.user_id, self.sales_user)
-        self.env["account.payment.register"].with_context(
-            active_model="account.move", active_ids=sub.invoice_ids.ids,
-        ).create({})._create_payments()
+        self._register_payment(sub.invoice_ids)
         self.assertEqual(sub.state, "active")
 
     def test_renewal_reminder_is_sent_once_per_term(self):
