@@ -11,7 +11,9 @@ class SubscriptionRetryRule(models.Model):
     _check_company_auto = True
 
     sequence = fields.Integer(default=10)
-    company_id = fields.Many2one("res.company", required=True, index=True, default=lambda self: self.env.company)
+    company_id = fields.Many2one(
+        "res.company", required=True, index=True, ondelete="cascade", default=lambda self: self.env.company,
+    )
     delay_days = fields.Integer(
         string="Retry after (days)", required=True, default=1,
         help="Days after the previous failed attempt before this retry is charged.",

@@ -4,7 +4,7 @@ from unittest.mock import patch
 from psycopg2.errors import UniqueViolation
 
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tests import freeze_time, new_test_user, tagged
+from odoo.tests import Form, freeze_time, new_test_user, tagged
 from odoo.tools import mute_logger
 
 from .autopay_common import AutopayCommon
@@ -265,6 +265,15 @@ class TestAutopayInputs(AutopayCommon):
         self.assertEqual(settings.subscription_retry_rule_ids.mapped("delay_days"), [1, 3, 5])
         with self.assertRaisesRegex(ValidationError, "negative"):
             self.company.subscription_grace_days = -1
+
+    def test_settings_add_a_retry(self):
+        with Form(self.env["res.config.settings"]) as settings:
+            with settings.subscription_retry_rule_ids.new() as rule:
+                rule.delay_days = 7
+            settings.subscription_after_retries = "notify"
+        settings.save().execute()
+        self.assertEqual(self.company.subscription_retry_rule_ids.mapped("delay_days"), [1, 3, 5, 7])
+        self.assertEqual(self.company.subscription_after_retries, "notify")
 
     def test_review_buttons_refuse_settled_charges(self):
         sub = self._create_autopay_subscription("done", date_start="2026-05-01")

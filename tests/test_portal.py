@@ -76,6 +76,12 @@ class TestPortalPages(PortalCommon):
         self.assertIn(self.sub_ada.name, response.text)
         self.assertIn(self.sub_ada.plan_id.name, response.text)
 
+    def test_a_saved_method_is_offered_for_autopay(self):
+        html = self._page(self.sub_ada.get_portal_url()).text
+        self.assertIn("o_subscription_autopay_offer", html)
+        self.assertIn("4242", html)
+        self.assertNotIn(f"o_payment_token_{self.token_bob.id}", html, "another customer's card is never offered")
+
     def test_wrong_or_missing_token_and_other_customers_get_404(self):
         with mute_logger("odoo.http", "werkzeug"):
             self.assertEqual(self._page(f"/my/subscriptions/{self.sub_ada.id}").status_code, 404)
