@@ -19,6 +19,8 @@ FILTERS = {
     "all": {"label": "All", "domain": []},
     "active": {"label": "Active", "domain": [("state", "=", "active")]},
     "attention": {"label": "Needs attention", "domain": [("state", "in", ("past_due", "suspended"))]},
+    "past_due": {"label": "Past due", "domain": [("state", "=", "past_due")]},
+    "suspended": {"label": "Suspended", "domain": [("state", "=", "suspended")]},
     "closed": {"label": "Ended", "domain": [("state", "in", ("expired", "cancelled"))]},
 }
 

@@ -1,4 +1,7 @@
 import re
+from unittest.mock import patch
+
+from pytest_httpserver import HTTPServer
 
 from odoo.fields import Command
 from odoo.tests import HttpCase, freeze_time, tagged
@@ -6,6 +9,7 @@ from odoo.tests.common import JsonRpcException
 from odoo.tools import mute_logger
 
 from .autopay_common import AutopayCommon
+from .stripe_common import StripeSetupMixin, event_payload, signed_event_headers
 
 
 class PortalCommon(AutopayCommon, HttpCase):
@@ -200,3 +204,60 @@ class TestPortalAutopay(PortalCommon):
         self.assertTrue(message)
         self.assertIn(draft.access_token, str(message[0].body))
         self.assertIn(self.partner, message[0].partner_ids)
+
+
+@tagged("post_install", "-at_install")
+class TestPortalStripeEnrollment(StripeSetupMixin, PortalCommon):
+    """A card saved with Stripe from the subscription page becomes its autopay method.
+
+    Odoo's own Stripe calls (customer, SetupIntent, PaymentMethod) are answered by a server on
+    127.0.0.1 with Stripe-shaped payloads; the outcome comes by a signed webhook.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server = HTTPServer(host="127.0.0.1", port=0)
+        cls.server.start()
+        cls.addClassCleanup(cls.server.stop)
+        cls._setup_stripe(cls.server.url_for("").rstrip("/"))
+        cls.stripe_provider.allow_tokenization = True
+        base = cls.server.url_for("/v1/")
+        url_patcher = patch.object(
+            type(cls.stripe_provider), "_build_request_url",
+            lambda provider, endpoint, **kwargs: f"{base}{endpoint}",
+        )
+        url_patcher.start()
+        cls.addClassCleanup(url_patcher.stop)
+
+    def test_card_saved_with_stripe_enrolls_the_subscription(self):
+        self.server.expect_request("/v1/customers", method="POST").respond_with_json(
+            {"id": "cus_portal", "object": "customer"})
+        self.server.expect_request("/v1/setup_intents", method="POST").respond_with_json({
+            "id": "seti_portal", "object": "setup_intent", "client_secret": "seti_portal_secret",
+            "status": "requires_payment_method", "customer": "cus_portal",
+        })
+        self.server.expect_request("/v1/payment_methods/pm_portal", method="GET").respond_with_json({
+            "id": "pm_portal", "object": "payment_method", "type": "card",
+            "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2035},
+        })
+        card = self.card_method.sudo()
+        values = self._rpc(f"/my/subscriptions/{self.sub_ada.id}/autopay/transaction",
+                           access_token=self.sub_ada.access_token, provider_id=self.stripe_provider.id,
+                           payment_method_id=card.id, flow="direct")
+        self.assertEqual(values["client_secret"], "seti_portal_secret")
+        tx = self.env["payment.transaction"].search([("reference", "=", values["reference"])])
+        self.assertEqual((tx.operation, tx.subscription_autopay_id), ("validation", self.sub_ada))
+        # The customer confirmed the card in Stripe's form: Stripe notifies Odoo.
+        payload = event_payload("evt_seti_ok", "setup_intent.succeeded", {
+            "id": "seti_portal", "object": "setup_intent", "description": tx.reference, "status": "succeeded",
+            "customer": "cus_portal", "payment_method": "pm_portal",
+        })
+        response = self.url_open("/payment/stripe/webhook", data=payload, headers=signed_event_headers(payload),
+                                 method="POST")
+        self.assertEqual(response.status_code, 200)
+        self.env.invalidate_all()
+        token = self.sub_ada.payment_token_id
+        self.assertEqual((token.provider_ref, token.stripe_payment_method, token.payment_details),
+                         ("cus_portal", "pm_portal", "4242"))
+        self._assert_logged(self.sub_ada, "Autopay set up by the customer")
