@@ -102,6 +102,9 @@ def populate(conf, db, n, autopay=False):
         tokens = env["payment.token"]
         if autopay:
             provider = env.ref("payment.payment_provider_demo")
+            # As when staff enable a provider: its journal and payment method line exist before
+            # any charge (computed lazily otherwise, and two first workers would both create one).
+            provider.mapped("journal_id")
             tokens = env["payment.token"].create([{
                 "provider_id": provider.id,
                 "payment_method_id": env.ref("payment_demo.payment_method_demo").id,

@@ -4,7 +4,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.fields import Command, Domain
-from odoo.tools import format_amount, format_date
+from odoo.tools import format_amount, format_date, split_every
 
 from .. import const
 
@@ -14,6 +14,7 @@ DEFAULT_CHARGE_BATCH_SIZE = 100
 # A charge whose transaction is still a draft this long after it was sent was interrupted
 # (worker killed between the commit and the provider's answer): it goes to review.
 INTERRUPTED_AFTER = timedelta(hours=1)
+POST_PROCESS_GROUP = 10
 
 
 class SubscriptionCharge(models.Model):
@@ -96,8 +97,11 @@ class SubscriptionCharge(models.Model):
             for charge in sent:
                 charge._send()
                 cron._commit_progress()  # each answer is durable before anything is post-processed
-            # Payments, reconciliation, e-mails and statuses of the whole batch at once.
-            sent._sync_from_transaction()
+            # Payments, reconciliation, e-mails and statuses by small groups: posting payments
+            # locks the journal's numbering until the commit, so other workers wait that long.
+            for group in split_every(POST_PROCESS_GROUP, sent.ids, self.browse):
+                group._sync_from_transaction()
+                cron._commit_progress()
             charges.filtered(lambda c: c.state == "failed" and not c.failure_kind)._on_failure()
             if not cron._commit_progress(len(locked)):
                 break
