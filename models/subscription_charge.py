@@ -14,7 +14,7 @@ DEFAULT_CHARGE_BATCH_SIZE = 100
 # A charge whose transaction is still a draft this long after it was sent was interrupted
 # (worker killed between the commit and the provider's answer): it goes to review.
 INTERRUPTED_AFTER = timedelta(hours=1)
-POST_PROCESS_GROUP = 10
+POST_PROCESS_GROUP = 25
 
 
 class SubscriptionCharge(models.Model):
