@@ -7,6 +7,7 @@ import sys
 import time
 
 import stripe
+from pytest_httpserver import HTTPServer
 
 WEBHOOK_SECRET = "whsec_subscription_billing_test"
 SECRET_KEY = "sk_test_subscription_billing"
@@ -72,6 +73,14 @@ class StripeSetupMixin:
             "payment_method_ids": [(4, cls.card_method.id)],
         })
         cls._set_stripe_api_base(api_base)
+
+    @classmethod
+    def _setup_stripe_on_local_server(cls):
+        """Stripe's API answered by a pytest-httpserver on 127.0.0.1 (canned Stripe payloads)."""
+        cls.server = HTTPServer(host="127.0.0.1", port=0)
+        cls.server.start()
+        cls.addClassCleanup(cls.server.stop)
+        cls._setup_stripe(cls.server.url_for("").rstrip("/"))
 
     @classmethod
     def _set_stripe_api_base(cls, api_base):

@@ -1,8 +1,6 @@
 import re
 from unittest.mock import patch
 
-from pytest_httpserver import HTTPServer
-
 from odoo.fields import Command
 from odoo.tests import HttpCase, freeze_time, tagged
 from odoo.tests.common import JsonRpcException
@@ -217,10 +215,7 @@ class TestPortalStripeEnrollment(StripeSetupMixin, PortalCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.server = HTTPServer(host="127.0.0.1", port=0)
-        cls.server.start()
-        cls.addClassCleanup(cls.server.stop)
-        cls._setup_stripe(cls.server.url_for("").rstrip("/"))
+        cls._setup_stripe_on_local_server()
         cls.stripe_provider.allow_tokenization = True
         base = cls.server.url_for("/v1/")
         url_patcher = patch.object(

@@ -5,7 +5,6 @@ from datetime import date
 from unittest.mock import patch
 
 import requests
-from pytest_httpserver import HTTPServer
 
 from odoo.tests import HttpCase, freeze_time, tagged
 from odoo.tools import mute_logger
@@ -100,10 +99,7 @@ class TestStripeErrorPayloads(StripeSetupMixin, AutopayCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.server = HTTPServer(host="127.0.0.1", port=0)
-        cls.server.start()
-        cls.addClassCleanup(cls.server.stop)
-        cls._setup_stripe(cls.server.url_for("").rstrip("/"))
+        cls._setup_stripe_on_local_server()
 
     def setUp(self):
         super().setUp()
