@@ -40,6 +40,20 @@ class TestAutopayOutcomes(AutopayCommon):
             self._run_autopay()
         self.assertEqual(len(sub.charge_ids), 1)
 
+    def test_billing_day_wakes_the_autopay_action_for_autopay_invoices_only(self):
+        autopay = self._create_autopay_subscription("done", date_start="2026-05-01")
+        manual = self._create_subscription(partner=self.partner_b, date_start="2026-05-01")
+        cron = self.env.ref("subscription_billing.ir_cron_charge_autopay")
+        Trigger = self.env["ir.cron.trigger"]
+        before = Trigger.search_count([("cron_id", "=", cron.id)])
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        self.assertGreater(Trigger.search_count([("cron_id", "=", cron.id)]), before, "charged right away")
+        self.assertEqual(autopay.invoice_ids.subscription_charge_date, date(2026, 5, 1))
+        self.assertFalse(manual.invoice_ids.subscription_charge_date)
+        self.assertEqual(len(self._mails_to(self.partner_b, "for your subscription")), 1)
+        self.assertFalse(self._mails_to(self.partner, "for your subscription"))
+
     def test_temporary_failure_is_retried_on_schedule_and_success_reactivates(self):
         sub = self._create_autopay_subscription("error", date_start="2026-05-01")
         self._bill_and_charge("2026-05-01")
@@ -158,6 +172,15 @@ class TestAutopayOutcomes(AutopayCommon):
         self.assertEqual(sub.state, "suspended")
         self._register_payment(sub.invoice_ids, user=accountant)
         self.assertEqual(sub.state, "active")
+
+    def test_support_staff_read_the_payment_history(self):
+        employee = new_test_user(self.env, login="sub_support", groups="base.group_user")
+        sub = self._create_autopay_subscription("error", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        [values] = sub.with_user(employee).charge_ids.read(["state", "failure_message", "token_id", "amount"])
+        self.assertEqual(values["state"], "failed")
+        with self.assertRaises(AccessError):
+            sub.charge_ids.with_user(employee).write({"needs_review": True})
 
     def test_only_subscription_administrators_settle_charges_by_hand(self):
         sub = self._create_autopay_subscription("pending", date_start="2026-05-01")
