@@ -44,13 +44,12 @@ STRIPE_PERMANENT_CODES = frozenset({
     "payment_intent_authentication_failure",
 })
 
-# Stripe errors that say nothing about the customer's payment method but about our own
-# configuration or Stripe itself: the charge goes to review instead of being retried.
-STRIPE_REVIEW_ERRORS = ("AuthenticationError", "PermissionError", "APIConnectionError", "APIError",
-                        "IdempotencyError")
-
 # Failure code used when the payment method itself cannot be used any more.
 CODE_TOKEN_INACTIVE = "token_inactive"
+
+# Codes of subscription._autopay_problem() that the merchant can fix (retried on the
+# schedule); the others (inactive method, currency, company ...) need the customer.
+AUTOPAY_TEMPORARY_PROBLEMS = frozenset({"provider_disabled"})
 
 # Stripe's tolerance on the age of a signed webhook (seconds), as the SDK's default.
 STRIPE_WEBHOOK_TOLERANCE = 300

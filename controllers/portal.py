@@ -128,7 +128,7 @@ class SubscriptionPortal(PaymentPortal):
     def portal_my_subscription(self, sub_id, access_token=None, **kw):
         sub = self._subscription_check_access(sub_id, access_token)
         invoices = sub.invoice_ids.filtered(lambda m: m.move_type == "out_invoice" and m.state == "posted")
-        open_invoices = invoices.filtered(lambda m: m.payment_state in ("not_paid", "partial"))
+        open_invoices = invoices.filtered_domain(sub._open_invoice_domain())
         last_failure = sub.charge_ids.filtered(lambda c: c.state == "failed")[:1]
         values = {
             "subscription": sub,
@@ -160,7 +160,7 @@ class SubscriptionPortal(PaymentPortal):
         kwargs.pop("amount", None)
         kwargs.pop("landing_route", None)
         provider = request.env["payment.provider"].sudo().browse(int(provider_id or 0)).exists()
-        if not provider or provider.company_id != sub.company_id or not provider.allow_tokenization:
+        if not provider or sub._autopay_provider_problem(provider, sub.currency_id):
             raise ValidationError(request.env._("This payment provider cannot save a payment method here."))
         tx_sudo = self._create_transaction(
             provider_id=provider.id, payment_method_id=payment_method_id, token_id=None, amount=None,
@@ -176,10 +176,10 @@ class SubscriptionPortal(PaymentPortal):
         """Use one of the customer's saved payment methods for autopay."""
         sub = self._subscription_check_access(sub_id, access_token)
         token = request.env["payment.token"].sudo().browse(int(token_id or 0)).exists()
-        if not token or token.partner_id.commercial_partner_id != sub.commercial_partner_id:
+        if not token:
             raise AccessError(request.env._("You do not have access to this payment method."))
         try:
-            sub._enroll_autopay(token)
+            sub._enroll_autopay(token)  # refuses a method of another customer
         except (UserError, ValidationError) as error:
             raise ValidationError(error.args[0]) from error
         return True
@@ -188,10 +188,8 @@ class SubscriptionPortal(PaymentPortal):
                 website=True)
     def portal_subscription_autopay_disable(self, sub_id, access_token=None, **kwargs):
         sub = self._subscription_check_access(sub_id, access_token)
-        try:
+        if sub.payment_token_id:
             sub._disable_autopay()
-        except UserError:
-            return request.redirect(sub.get_portal_url(query_string="&message=not_autopay"))
         return request.redirect(sub.get_portal_url(query_string="&message=autopay_off"))
 
     @http.route("/my/subscriptions/<int:sub_id>/renewal/stop", type="http", auth="public", methods=["POST"],

@@ -1,6 +1,8 @@
 from odoo import api, fields, models
 from odoo.fields import Domain
 
+from .subscription import BILLABLE_STATES
+
 
 class AccountMove(models.Model):
     _inherit = "account.move"
@@ -30,10 +32,10 @@ class AccountMove(models.Model):
         """Open invoices of autopay subscriptions whose (re)try date has come."""
         return (
             Domain("subscription_charge_date", "<=", today)
-            & Domain("move_type", "=", "out_invoice")
-            & Domain("state", "=", "posted")
-            & Domain("payment_state", "in", ("not_paid", "partial"))
-            & Domain("subscription_id.state", "in", ("active", "past_due"))
+            & self.env["subscription.subscription"]._open_invoice_domain()
+            & Domain("subscription_id.state", "in", BILLABLE_STATES)
+            # Never a second charge while one is in progress (the database refuses it too).
+            & Domain("subscription_charge_ids", "not any", [("state", "=", "pending")])
         )
 
     def _invoice_paid_hook(self):

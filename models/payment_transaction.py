@@ -178,9 +178,9 @@ class PaymentTransaction(models.Model):
         intent = body.get("payment_intent") or {}
         if intent.get("id") and not self.provider_reference:
             self.provider_reference = intent["id"]
-        if type(error).__name__ in const.STRIPE_REVIEW_ERRORS or not isinstance(
-            error, (stripe.CardError, stripe.InvalidRequestError, stripe.RateLimitError)
-        ):
+        # Only a refusal says something about the payment method; anything else (no answer,
+        # Stripe's own error, a refused API key) leaves the outcome unknown.
+        if not isinstance(error, (stripe.CardError, stripe.InvalidRequestError, stripe.RateLimitError)):
             _logger.warning("Stripe gave no usable answer for %s: %s", self.reference, error)
             self.subscription_review_reason = self.env._(
                 "Stripe gave no usable answer (%(kind)s: %(message)s). Nothing is charged again until "

@@ -9,6 +9,7 @@ from odoo.tools import format_date
 
 from .. import const
 from ..utils import add_period, period_end
+from .mail_queue import queue_mails
 
 _logger = logging.getLogger(__name__)
 
@@ -246,19 +247,23 @@ class SubscriptionSubscription(models.Model):
         positive = (operator == "=") == value
         return [("id", "in" if positive else "not in", ids)]
 
-    def _overdue_invoice_domain(self, today=None):
-        today = today or fields.Date.context_today(self)
-        return [
+    @api.model
+    def _open_invoice_domain(self):
+        """Posted customer invoices not fully paid yet."""
+        return Domain([
             ("move_type", "=", "out_invoice"),
             ("state", "=", "posted"),
             ("payment_state", "in", ("not_paid", "partial")),
-            ("invoice_date_due", "<", today),
-        ]
+        ])
+
+    def _overdue_invoice_domain(self, today=None):
+        today = today or fields.Date.context_today(self)
+        return self._open_invoice_domain() & Domain("invoice_date_due", "<", today)
 
     def _compute_has_overdue_invoice(self):
         overdue = {
             sub for [sub] in self.env["account.move"].sudo()._read_group(
-                Domain(self._overdue_invoice_domain()) & Domain("subscription_id", "in", self.ids),
+                self._overdue_invoice_domain() & Domain("subscription_id", "in", self.ids),
                 ["subscription_id"],
             )
         }
@@ -269,7 +274,7 @@ class SubscriptionSubscription(models.Model):
         if operator not in ("=", "!=") or not isinstance(value, bool):
             raise UserError(self.env._("Unsupported search on 'Overdue'."))
         query = self.env["account.move"].sudo()._search(
-            Domain(self._overdue_invoice_domain()) & Domain("subscription_id", "!=", False)
+            self._overdue_invoice_domain() & Domain("subscription_id", "!=", False)
         )
         positive = (operator == "=") == value
         return [("id", "in" if positive else "not in", query.subselect("subscription_id"))]
@@ -333,10 +338,14 @@ class SubscriptionSubscription(models.Model):
     def _autopay_problem(self, token, currency):
         """``(code, message)`` when ``token`` cannot be charged in ``currency``, else None."""
         token = token.sudo()
-        provider = token.provider_id
         if not token.active:
             return const.CODE_TOKEN_INACTIVE, self.env._(
                 "the payment method %(token)s was removed or deactivated.", token=token.display_name)
+        return self._autopay_provider_problem(token.provider_id, currency)
+
+    def _autopay_provider_problem(self, provider, currency):
+        """``(code, message)`` when ``provider`` cannot charge this subscription's saved methods."""
+        provider = provider.sudo()
         if provider.company_id and self.company_id and provider.company_id != self.company_id:
             return "provider_other_company", self.env._(
                 "the payment provider %(provider)s belongs to another company.", provider=provider.name)
@@ -578,15 +587,11 @@ class SubscriptionSubscription(models.Model):
         ))
         if self.state == "draft":
             self.action_start()
-        open_invoices = self.invoice_ids.filtered(
-            lambda m: m.move_type == "out_invoice" and m.state == "posted"
-            and m.payment_state in ("not_paid", "partial")
-            and not m.subscription_charge_ids.filtered(lambda c: c.state == "pending")
-        )
+        open_invoices = self.invoice_ids.sudo().filtered_domain(self._open_invoice_domain())
         if open_invoices:
             if self.state == "suspended":
                 self.write({"state": "past_due"})
-            open_invoices.sudo().write({"subscription_charge_date": fields.Date.context_today(self)})
+            open_invoices.write({"subscription_charge_date": fields.Date.context_today(self)})
             self.env.ref("subscription_billing.ir_cron_charge_autopay")._trigger()
         return True
 
@@ -622,9 +627,7 @@ class SubscriptionSubscription(models.Model):
             return
         still_open = {
             sub for [sub] in self.env["account.move"].sudo()._read_group(
-                [("subscription_id", "in", subs.ids), ("move_type", "=", "out_invoice"), ("state", "=", "posted"),
-                 ("payment_state", "in", ("not_paid", "partial"))],
-                ["subscription_id"],
+                self._open_invoice_domain() & Domain("subscription_id", "in", subs.ids), ["subscription_id"],
             )
         }
         paid = subs.filtered(lambda s: s not in still_open)
@@ -662,7 +665,7 @@ class SubscriptionSubscription(models.Model):
         self._send_renewal_reminders(batch_size)
         for company in self.env["res.company"].sudo().search([]):
             limit_date = today - timedelta(days=company.subscription_grace_days)
-            overdue = Domain(self._overdue_invoice_domain(limit_date))
+            overdue = self._overdue_invoice_domain(limit_date)
             domain = [("state", "=", "past_due"), ("payment_token_id", "=", False), ("company_id", "=", company.id),
                       ("invoice_ids", "any", overdue)]
             while True:
@@ -671,14 +674,11 @@ class SubscriptionSubscription(models.Model):
                     break
                 subs.write({"state": "suspended"})
                 subs._send_template("subscription_billing.mail_template_subscription_suspended")
+                subs._schedule_salesperson_activity(self.env._("Suspended: invoice unpaid"))
                 for sub in subs:
                     sub.message_post(body=self.env._(
                         "An invoice is still unpaid %(days)s days after its due date: the subscription is "
                         "suspended. Customer e-mailed.", days=company.subscription_grace_days))
-                    sub.activity_schedule(
-                        "mail.mail_activity_data_todo", summary=self.env._("Suspended: invoice unpaid"),
-                        user_id=(sub.user_id or self.env.ref("base.user_admin")).id,
-                    )
                 if not cron._commit_progress(len(subs)):
                     return
 
@@ -726,10 +726,9 @@ class SubscriptionSubscription(models.Model):
                 return
             for sub in subs:
                 sub.renewal_reminded_for = sub.date_end
-                sub.activity_schedule(
-                    "mail.mail_activity_data_todo", date_deadline=sub.date_end,
-                    summary=self.env._("Renewal: ends on %(date)s", date=format_date(self.env, sub.date_end)),
-                    user_id=(sub.user_id or self.env.ref("base.user_admin")).id,
+                sub._schedule_salesperson_activity(
+                    self.env._("Renewal: ends on %(date)s", date=format_date(self.env, sub.date_end)),
+                    date_deadline=sub.date_end,
                 )
                 sub.message_post(body=self.env._("Renewal reminder e-mailed: the subscription ends on %(date)s.",
                                                  date=format_date(self.env, sub.date_end)))
@@ -739,15 +738,15 @@ class SubscriptionSubscription(models.Model):
 
     def _send_template(self, xmlid):
         """Queue the e-mail template ``xmlid`` for these subscriptions (never raises)."""
-        template = self.env.ref(xmlid, raise_if_not_found=False)
-        subs = self.filtered(lambda s: s.partner_id.email)
-        if not template or not subs:
-            return
-        try:
-            with self.env.cr.savepoint():
-                template.sudo().send_mail_batch(subs.ids)
-        except Exception:  # e-mail problems never undo a status change
-            _logger.exception("Could not queue %s for %s subscriptions", xmlid, len(subs))
+        queue_mails(self.env.ref(xmlid, raise_if_not_found=False), self)
+
+    def _schedule_salesperson_activity(self, summary, note=False, activity_xmlid="mail.mail_activity_data_todo",
+                                       date_deadline=None):
+        """An activity for each subscription's salesperson (the administrator when there is none)."""
+        admin = self.env.ref("base.user_admin")
+        for sub in self:
+            sub.activity_schedule(activity_xmlid, date_deadline=date_deadline, summary=summary, note=note or "",
+                                  user_id=(sub.user_id or admin).id)
 
     # ------------------------------------------------------------------ billing day
     @api.model
@@ -913,11 +912,8 @@ class SubscriptionSubscription(models.Model):
         _logger.warning("Billing failed for %s: %s", self.display_name, message)
         self.write({"billing_failed_on": today, "billing_error": message})
         self.message_post(body=self.env._("The invoice could not be created: %(error)s", error=message))
-        self.activity_schedule(
-            "mail.mail_activity_data_warning",
-            summary=self.env._("Billing failed"),
-            note=message,
-            user_id=(self.user_id or self.env.ref("base.user_admin")).id,
+        self._schedule_salesperson_activity(
+            self.env._("Billing failed"), note=message, activity_xmlid="mail.mail_activity_data_warning",
         )
 
     def _get_sale_journal(self):
@@ -987,9 +983,5 @@ class AccountMoveSubscriptionMails(models.Model):
         if not template:
             return
         invoices = self.sudo().filtered(lambda m: m.partner_id.email and not m.subscription_charge_date)
-        try:
-            with self.env.cr.savepoint():
-                template.sudo().send_mail_batch(invoices.ids)
-        except Exception:  # mail problems never undo billing
-            _logger.exception("Could not queue invoice e-mails for %s invoices", len(invoices))
-            invoices.filtered("is_move_sent").write({"is_move_sent": False})
+        not_mailed = invoices - queue_mails(template, invoices)
+        not_mailed.filtered("is_move_sent").write({"is_move_sent": False})

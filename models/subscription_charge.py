@@ -1,4 +1,5 @@
 import logging
+from collections import defaultdict
 from datetime import timedelta
 
 from odoo import api, fields, models
@@ -7,6 +8,8 @@ from odoo.fields import Command, Domain
 from odoo.tools import format_amount, format_date, split_every
 
 from .. import const
+from .mail_queue import queue_mails
+from .subscription import BILLABLE_STATES
 
 _logger = logging.getLogger(__name__)
 
@@ -45,11 +48,11 @@ class SubscriptionCharge(models.Model):
     failure_code = fields.Char(readonly=True, help="The provider's code, e.g. Stripe's decline code.")
     failure_message = fields.Text(readonly=True)
     next_retry_date = fields.Date(readonly=True)
+    review_reason = fields.Text(readonly=True, help="Why the outcome of this charge was unknown.")
     needs_review = fields.Boolean(
-        readonly=True, index=True,
+        compute="_compute_needs_review", store=True, index=True,
         help="The outcome is unknown: ask the provider again, or mark the charge paid or failed.",
     )
-    review_reason = fields.Text(readonly=True)
 
     # One successful charge per invoice, and one charge in flight per invoice, whatever happens.
     _one_done_per_invoice = models.UniqueIndex(
@@ -58,6 +61,11 @@ class SubscriptionCharge(models.Model):
     _one_pending_per_invoice = models.UniqueIndex(
         "(invoice_id) WHERE state = 'pending'", "This invoice already has a charge in progress."
     )
+
+    @api.depends("state", "review_reason")
+    def _compute_needs_review(self):
+        for charge in self:
+            charge.needs_review = charge.state == "pending" and bool(charge.review_reason)
 
     def _compute_display_name(self):
         for charge in self:
@@ -202,8 +210,8 @@ class SubscriptionCharge(models.Model):
             elif tx.state in ("error", "cancel"):
                 failed |= charge
             elif tx.state in ("pending", "authorized"):
-                if charge.needs_review:
-                    charge.write({"needs_review": False, "review_reason": False})
+                if charge.review_reason:
+                    charge.review_reason = False
                 charge.subscription_id.message_post(body=self.env._(
                     "Payment of %(invoice)s is being processed by %(provider)s; it will not be retried "
                     "while it is pending.", invoice=charge.invoice_id.name, provider=tx.provider_id.name,
@@ -215,7 +223,7 @@ class SubscriptionCharge(models.Model):
 
     def _mark_review(self, reason):
         self.ensure_one()
-        self.write({"needs_review": True, "review_reason": reason})
+        self.review_reason = reason
         self.subscription_id.message_post(body=self.env._(
             "Payment of %(invoice)s needs a check: %(reason)s", invoice=self.invoice_id.name, reason=reason,
         ))
@@ -225,24 +233,28 @@ class SubscriptionCharge(models.Model):
         if not self:
             return
         self.transaction_id.sudo().filtered(lambda tx: not tx.is_post_processed)._post_process()
-        self.write({"state": "done", "needs_review": False, "next_retry_date": False,
+        self.write({"state": "done", "next_retry_date": False,
                     "failure_kind": False, "failure_code": False, "failure_message": False})
+        mailed = queue_mails(
+            self.env.ref("subscription_billing.mail_template_payment_receipt", raise_if_not_found=False), self)
         for charge in self:
-            charge.subscription_id.message_post(body=self.env._(
-                "Payment of %(invoice)s charged: %(amount)s on %(method)s (attempt %(attempt)s). Receipt e-mailed.",
+            text = self.env._(
+                "Payment of %(invoice)s charged: %(amount)s on %(method)s (attempt %(attempt)s).",
                 invoice=charge.invoice_id.name, amount=format_amount(self.env, charge.amount, charge.currency_id),
                 method=charge.token_id.display_name, attempt=charge.attempt,
-            ))
-        self._send_mails(self.env.ref("subscription_billing.mail_template_payment_receipt", raise_if_not_found=False))
+            )
+            if charge in mailed:
+                text = self.env._("%(text)s Receipt e-mailed.", text=text)
+            charge.subscription_id.message_post(body=text)
 
     def _classify(self):
         """``(kind, code, message)`` of this failed charge."""
         self.ensure_one()
         tx = self.transaction_id.sudo()
         message = self.failure_message or tx.state_message or self.env._("The payment was refused.")
-        if self.failure_code and not tx:
+        if self.failure_code and not tx:  # the payment method could not be used at all
             code = self.failure_code
-            kind = "temporary" if code == "provider_disabled" else "permanent"
+            kind = "temporary" if code in const.AUTOPAY_TEMPORARY_PROBLEMS else "permanent"
         elif tx.provider_code == "stripe":
             code = tx.subscription_decline_code or tx.subscription_failure_code or tx.state
             kind = "permanent" if code in const.STRIPE_PERMANENT_CODES else "temporary"
@@ -254,75 +266,67 @@ class SubscriptionCharge(models.Model):
         return kind, code, message
 
     def _on_failure(self):
-        """Failed: schedule the next retry (past due) or, when final, suspend or notify."""
+        """Failed: schedule the next retry (past due) or, when final, suspend or notify.
+
+        E-mails are queued per template for the whole set, then each subscription's
+        chatter tells what happened and whether the customer was e-mailed.
+        """
         today = fields.Date.context_today(self)
         rules_by_company = {}
-        suspended = self.browse()
+        to_mail = defaultdict(lambda: self.browse())  # template -> charges
+        notes = []  # (charge, chatter text before the e-mail mention)
+        suspension = self.env.ref("subscription_billing.mail_template_payment_suspended", raise_if_not_found=False)
         for charge in self:
             sub = charge.subscription_id
             kind, code, message = charge._classify()
             if sub.company_id not in rules_by_company:
                 rules_by_company[sub.company_id] = self.env["subscription.retry.rule"]._get_for_company(sub.company_id)
             rules = rules_by_company[sub.company_id]
-            vals = {"state": "failed", "failure_kind": kind, "failure_code": code, "failure_message": message,
-                    "needs_review": False}
+            vals = {"state": "failed", "failure_kind": kind, "failure_code": code, "failure_message": message}
             head = self.env._("Payment of %(invoice)s (%(amount)s) failed: %(reason)s",
                               invoice=charge.invoice_id.name, reason=message,
                               amount=format_amount(self.env, charge.amount, charge.currency_id))
-            if kind == "temporary" and charge.attempt <= len(rules) and sub.state in ("active", "past_due"):
+            if kind == "temporary" and charge.attempt <= len(rules) and sub.state in BILLABLE_STATES:
                 delay, template = rules[charge.attempt - 1]
                 retry_date = today + timedelta(days=delay)
-                vals["next_retry_date"] = retry_date
-                charge.write(vals)
+                charge.write(dict(vals, next_retry_date=retry_date))
                 charge.invoice_id.sudo().subscription_charge_date = retry_date
                 if sub.state == "active":
                     sub.write({"state": "past_due"})
-                sent = charge._send_mails(template)
-                sub.message_post(body=self.env._(
+                if template:
+                    to_mail[template] |= charge
+                notes.append((charge, self.env._(
                     "%(head)s Temporary failure (%(code)s): attempt %(attempt)s of %(total)s, next retry on "
-                    "%(date)s, %(left)s left.%(mail)s",
+                    "%(date)s, %(left)s left.",
                     head=head, code=code, attempt=charge.attempt, total=len(rules) + 1,
                     date=format_date(self.env, retry_date), left=len(rules) - charge.attempt + 1,
-                    mail=self.env._(" Customer e-mailed.") if sent else "",
-                ))
+                )))
                 continue
             charge.write(vals)
             why = (self.env._("Permanent failure (%(code)s).", code=code) if kind == "permanent"
                    else self.env._("No retries left after %(attempt)s attempts.", attempt=charge.attempt))
-            if sub.state not in ("active", "past_due"):
-                sub.message_post(body=self.env._("%(head)s %(why)s", head=head, why=why))
+            if sub.state not in BILLABLE_STATES:
+                notes.append((charge, self.env._("%(head)s %(why)s", head=head, why=why)))
                 continue
             if kind == "permanent" or sub.company_id.subscription_after_retries == "suspend":
-                suspended |= charge
                 sub.write({"state": "suspended"})
-                sub.message_post(body=self.env._(
-                    "%(head)s %(why)s Subscription suspended; customer e-mailed to update the payment method.",
-                    head=head, why=why))
+                if suspension:
+                    to_mail[suspension] |= charge
+                notes.append((charge, self.env._("%(head)s %(why)s Subscription suspended.", head=head, why=why)))
                 summary = self.env._("Autopay failed: subscription suspended")
             else:
                 sub.write({"state": "active"})
-                sub.message_post(body=self.env._("%(head)s %(why)s The subscription stays active.",
-                                                 head=head, why=why))
+                notes.append((charge, self.env._("%(head)s %(why)s The subscription stays active.",
+                                                 head=head, why=why)))
                 summary = self.env._("Autopay failed: invoice unpaid")
-            sub.activity_schedule(
-                "mail.mail_activity_data_todo", summary=summary, note=message,
-                user_id=(sub.user_id or self.env.ref("base.user_admin")).id,
-            )
-        suspended._send_mails(self.env.ref("subscription_billing.mail_template_payment_suspended",
-                                           raise_if_not_found=False))
-
-    def _send_mails(self, template):
-        """Queue ``template`` for these charges; returns whether anything was queued."""
-        charges = self.filtered(lambda c: c.partner_id.email)
-        if not template or not charges:
-            return False
-        try:
-            with self.env.cr.savepoint():
-                template.sudo().send_mail_batch(charges.ids)
-        except Exception:  # e-mail problems never undo a payment outcome
-            _logger.exception("Could not queue autopay e-mails for %s charges", len(charges))
-            return False
-        return True
+            sub._schedule_salesperson_activity(summary, note=message)
+        mailed = self.browse()
+        for template, charges in to_mail.items():
+            mailed |= queue_mails(template, charges)
+        for charge, text in notes:
+            if charge in mailed:
+                text = self.env._("%(text)s Customer e-mailed.", text=text)
+            charge.subscription_id.message_post(body=text)
 
     # ------------------------------------------------------------------ review buttons
     def _check_reviewable(self):
@@ -336,9 +340,7 @@ class SubscriptionCharge(models.Model):
         """Ask the provider again; its answer settles the charge, or it stays in review."""
         self._check_reviewable()
         for charge in self:
-            tx = charge.transaction_id.sudo()
-            if not tx:
-                raise UserError(self.env._("%(charge)s has no transaction to check.", charge=charge.display_name))
+            tx = charge.transaction_id.sudo()  # every pending charge has one
             if tx.state == "draft":
                 tx.with_context(subscription_charge_defer_sync=True)._subscription_ask_status()
             charge._sync_from_transaction()
@@ -360,10 +362,8 @@ class SubscriptionCharge(models.Model):
         """Staff know the charge did not go through: it fails and follows the retry schedule."""
         self._check_reviewable()
         for charge in self:
-            tx = charge.transaction_id.sudo()
             message = self.env._("Marked as failed by %(user)s.", user=self.env.user.name)
-            if tx:
-                tx._set_error(message)
+            charge.transaction_id.sudo()._set_error(message)
             charge.failure_message = message
             charge._on_failure()
         return True
