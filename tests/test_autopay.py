@@ -200,6 +200,32 @@ class TestAutopayOutcomes(AutopayCommon):
         self._bill_and_charge("2026-05-02")
         self.assertEqual(len(sub.charge_ids), 1, "a paid invoice is never charged again")
 
+    def test_an_email_that_cannot_be_queued_never_undoes_the_outcome(self):
+        sub = self._create_autopay_subscription("error", date_start="2026-05-01")
+        Template = type(self.env["mail.template"])
+        with patch.object(Template, "send_mail_batch", side_effect=RuntimeError("SMTP queue down")), \
+                mute_logger("odoo.addons.subscription_billing.models.mail_queue"):
+            self._bill_and_charge("2026-05-01")
+        charge = sub.charge_ids
+        self.assertEqual((charge.state, charge.next_retry_date, sub.state), ("failed", date(2026, 5, 2), "past_due"))
+        self._assert_logged(sub, "next retry on")
+        self.assertFalse(any("e-mailed" in str(body) for body in sub.message_ids.mapped("body")),
+                         "the chatter does not claim an e-mail that was not queued")
+
+    def test_a_new_method_while_a_charge_is_pending_does_not_charge_again(self):
+        sub = self._create_autopay_subscription("pending", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        self.assertEqual(sub.charge_ids.state, "pending")
+        with freeze_time("2026-05-01"):
+            sub._enroll_autopay(self._create_token(outcome="done"))
+        other = self._create_autopay_subscription("done", partner=self.partner_b, date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        self.assertEqual(len(sub.charge_ids), 1, "the bank debit in progress is not doubled by the new card")
+        self.assertEqual(other.charge_ids.state, "done", "and the run goes on with the other invoices")
+        tx = sub.charge_ids.transaction_id
+        tx._process("demo", {"reference": tx.reference, "simulated_state": "done"})
+        self._assert_paid(sub.invoice_ids)
+
     def test_closing_stops_retries_and_dunning_mails(self):
         sub = self._create_autopay_subscription("error", date_start="2026-05-01")
         self._bill_and_charge("2026-05-01")
@@ -276,6 +302,29 @@ class TestAutopayInputs(AutopayCommon):
             self._run_autopay()
         self.assertFalse(sub.charge_ids)
         self.assertEqual(len(self._mails_to(self.partner, "for your subscription")), 1)
+
+    def test_a_closed_subscription_cannot_be_enrolled(self):
+        sub = self._create_subscription()
+        sub.action_cancel()
+        with self.assertRaisesRegex(UserError, "is closed"):
+            sub._enroll_autopay(self._create_token())
+        self.assertFalse(sub.payment_token_id)
+
+    def test_setup_link_needs_an_email_address_and_an_open_subscription(self):
+        no_email = self.env["res.partner"].create({"name": "No Mail"})
+        sub = self._create_subscription(partner=no_email)
+        with self.assertRaisesRegex(UserError, "no e-mail address"):
+            sub.action_send_autopay_link()
+        closed = self._create_subscription()
+        closed.action_cancel()
+        with self.assertRaisesRegex(UserError, "is closed"):
+            closed.action_send_autopay_link()
+        self.assertFalse((sub | closed).filtered("autopay_requested"))
+
+    def test_archiving_a_token_shows_the_subscriptions_it_pays(self):
+        sub = self._create_autopay_subscription("done")
+        info = sub.payment_token_id.get_linked_records_info()
+        self.assertEqual([(i["id"], i["name"]) for i in info], [(sub.id, sub.name)])
 
     def test_retry_rule_delay_must_be_positive(self):
         with self.assertRaisesRegex(ValidationError, "at least one day"):
@@ -404,12 +453,16 @@ class TestAutopayExactlyOnce(AutopayCommon):
         self.assertEqual(self._charges_and_txs(sub), (charges, txs))
         self.assertEqual(len(txs.payment_id), 1)
 
-    def test_database_refuses_a_second_successful_charge(self):
+    def test_database_refuses_a_second_successful_or_pending_charge(self):
         sub = self._create_autopay_subscription("done", date_start="2026-05-01")
         self._bill_and_charge("2026-05-01")
         charge = sub.charge_ids
         with self.assertRaises(UniqueViolation), mute_logger("odoo.sql_db"), self.env.cr.savepoint():
             charge.copy({"state": "done"})
+            self.env.flush_all()
+        in_progress = charge.copy({"state": "pending"})  # one charge in progress per invoice is allowed
+        with self.assertRaises(UniqueViolation), mute_logger("odoo.sql_db"), self.env.cr.savepoint():
+            in_progress.copy({"state": "pending"})
             self.env.flush_all()
 
     def test_unexpected_provider_error_goes_to_review_and_can_be_marked_failed(self):

@@ -152,6 +152,21 @@ class TestPortalAutopay(PortalCommon):
         self.assertEqual(draft.payment_token_id, tx.token_id)
         self.assertEqual((draft.state, draft.autopay_requested), ("active", False))
 
+    def test_a_provider_that_cannot_save_methods_is_refused(self):
+        self.demo_provider.allow_tokenization = False
+        with self.assertRaises(JsonRpcException), mute_logger("odoo.http"):
+            self._rpc(f"/my/subscriptions/{self.sub_ada.id}/autopay/transaction",
+                      access_token=self.sub_ada.access_token, provider_id=self.demo_provider.id,
+                      payment_method_id=self.demo_method.id, flow="direct")
+        self.assertFalse(self.env["payment.transaction"].search([("subscription_autopay_id", "=", self.sub_ada.id)]))
+
+    def test_a_cancelled_subscription_cannot_be_enrolled_from_the_portal(self):
+        self.sub_ada.action_cancel()
+        with self.assertRaises(JsonRpcException), mute_logger("odoo.http"):
+            self._rpc(f"/my/subscriptions/{self.sub_ada.id}/autopay/assign",
+                      token_id=self.token_ada.id, access_token=self.sub_ada.access_token)
+        self.assertFalse(self.sub_ada.payment_token_id)
+
     def test_new_method_charges_the_open_invoices_of_a_suspended_subscription(self):
         self.sub_ada.payment_token_id = self._create_token(outcome="cancel")
         self._bill_and_charge("2026-05-01")

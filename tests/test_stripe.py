@@ -284,6 +284,14 @@ class TestStripeWebhook(StripeSetupMixin, AutopayCommon, HttpCase):
         self.assertEqual(process.call_count, 1, "the second delivery is not processed")
         self.assertEqual(len(self.tx.payment_id), 1)
 
+    def test_events_are_refused_while_no_signing_secret_is_configured(self):
+        self.stripe_provider.stripe_webhook_secret = False
+        payload = event_payload("evt_no_secret", "payment_intent.succeeded", self._intent("succeeded"))
+        with mute_logger(*MUTED):
+            response = self._post(payload, signed_event_headers(payload))
+        self.assertEqual(response.status_code, 403)
+        self.assertEqual(self.charge.state, "pending")
+
     def test_forged_stale_or_unsigned_events_are_refused(self):
         payload = event_payload("evt_forged", "payment_intent.succeeded", self._intent("succeeded"))
         cases = {
