@@ -17,7 +17,6 @@ with a receipt queued. Prints charges per second, peak memory and the exactly-on
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,13 +47,7 @@ def run_one(conf, n, workers):
     subprocess.run([sys.executable, bd.__file__, "--bill", "--db", db, "--conf", conf], check=True,
                    stdout=subprocess.DEVNULL)
     cmd = [sys.executable, __file__, "--charge", "--db", db, "--conf", conf]
-    t0 = time.perf_counter()
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
-    outs = [p.communicate()[0].strip() for p in procs]
-    wall = time.perf_counter() - t0
-    if any(p.returncode for p in procs):
-        raise SystemExit("an autopay worker failed")
-    peaks = [float(o.splitlines()[-1].split()[1]) for o in outs]
+    wall, peaks = bd.run_workers(cmd, workers, "autopay")
     charges = count(db, "SELECT count(*) FROM subscription_charge")
     states = dict(line.split("|") for line in bd.psql(
         db, "SELECT state, count(*) FROM subscription_charge GROUP BY state").split())

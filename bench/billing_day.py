@@ -177,6 +177,17 @@ def bill(conf, db, batch_size):
     print(f"{elapsed:.3f} {peak:.1f}")
 
 
+def run_workers(cmd, workers, what):
+    """Run ``cmd`` in ``workers`` processes at once; returns (wall seconds, each one's peak RSS)."""
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
+    outs = [p.communicate()[0].strip() for p in procs]
+    wall = time.perf_counter() - t0
+    if any(p.returncode for p in procs):
+        raise SystemExit(f"a {what} worker failed")
+    return wall, [float(o.splitlines()[-1].split()[1]) for o in outs]
+
+
 def run_one(conf, n, workers, batch_size):
     db = f"subscription_billing_bench_{n}"
     subprocess.run(["dropdb", "--if-exists", db], check=True)
@@ -185,14 +196,7 @@ def run_one(conf, n, workers, batch_size):
     subprocess.run([sys.executable, __file__, "--populate", str(n), "--db", db, "--conf", conf], check=True)
     populate_s = time.perf_counter() - t0
     cmd = [sys.executable, __file__, "--bill", "--db", db, "--conf", conf, "--batch-size", str(batch_size or 0)]
-    t0 = time.perf_counter()
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
-    outs = [p.communicate()[0].strip() for p in procs]
-    wall = time.perf_counter() - t0
-    if any(p.returncode for p in procs):
-        raise SystemExit("a billing worker failed")
-    outs = [o.splitlines()[-1] for o in outs]
-    peaks = [float(o.split()[1]) for o in outs]
+    wall, peaks = run_workers(cmd, workers, "billing")
     invoices = int(psql(db, "SELECT count(*) FROM account_move WHERE subscription_id IS NOT NULL"))
     posted = int(psql(db, "SELECT count(*) FROM account_move WHERE subscription_id IS NOT NULL AND state='posted'"))
     dups = int(psql(db, "SELECT count(*) FROM (SELECT 1 FROM account_move WHERE subscription_id IS NOT NULL "
