@@ -19,6 +19,7 @@
         "security/subscription_security.xml",
         "security/ir.model.access.csv",
         "data/ir_sequence_data.xml",
+        "data/mail_activity_type_data.xml",
         "data/subscription_close_reason_data.xml",
         "data/mail_template_data.xml",
         "data/mail_template_autopay_data.xml",

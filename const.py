@@ -58,3 +58,37 @@ STRIPE_WEBHOOK_TOLERANCE = 300
 # unknown: Stripe requests carry an idempotency key (valid 24 h), the demo provider moves no money.
 RESEND_SAFE_PROVIDERS = ("stripe", "demo")
 STRIPE_IDEMPOTENCY_WINDOW_HOURS = 23
+
+# Subscription states, and the groups every rule about them uses (defined here only).
+SUBSCRIPTION_STATES = [
+    ("draft", "Draft"),
+    ("active", "Active"),
+    ("past_due", "Past Due"),
+    ("suspended", "Suspended"),
+    ("expired", "Expired"),
+    ("cancelled", "Cancelled"),
+]
+# A customer relationship exists (billed or not).
+RUNNING_STATES = ("active", "past_due", "suspended")
+# The billing day creates invoices and autopay charges them.
+BILLABLE_STATES = ("active", "past_due")
+CLOSED_STATES = ("expired", "cancelled")
+
+# The state diagram (drawn in the README): target state -> the states it can be reached from.
+# subscription._update_state() is the only way a state changes.
+STATE_TRANSITIONS = {
+    # started; reactivated by staff or by payment; an expired subscription renewed
+    "active": ("draft", "past_due", "suspended", "expired"),
+    # a charge failed and will be retried, or a manual payer's invoice is overdue; a suspended
+    # subscription whose customer saved a new payment method waits for its charge
+    "past_due": ("active", "suspended"),
+    # by staff, after a permanent failure, exhausted retries or the grace period
+    "suspended": ("active", "past_due"),
+    # the term ended without renewal
+    "expired": RUNNING_STATES,
+    # closed by staff or the customer, also before it started
+    "cancelled": ("draft", *RUNNING_STATES),
+}
+
+# Activity type of a billing failure episode (one open activity per subscription until billed).
+ACTIVITY_BILLING_FAILED = "subscription_billing.mail_activity_type_billing_failed"

@@ -128,7 +128,7 @@ class SubscriptionPortal(PaymentPortal):
     def portal_my_subscription(self, sub_id, access_token=None, **kw):
         sub = self._subscription_check_access(sub_id, access_token)
         invoices = sub.invoice_ids.filtered(lambda m: m.move_type == "out_invoice" and m.state == "posted")
-        open_invoices = invoices.filtered_domain(sub._open_invoice_domain())
+        open_invoices = invoices.filtered_domain(request.env["account.move"]._subscription_open_domain())
         last_failure = sub.charge_ids.filtered(lambda c: c.state == "failed")[:1]
         values = {
             "subscription": sub,

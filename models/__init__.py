@@ -3,6 +3,9 @@ from . import subscription_plan
 from . import subscription_pricing
 from . import product_template
 from . import subscription
+from . import subscription_billing
+from . import subscription_autopay
+from . import subscription_dunning
 from . import subscription_line
 from . import subscription_charge
 from . import subscription_retry_rule
@@ -10,6 +13,7 @@ from . import subscription_stripe_event
 from . import account_move
 from . import payment_token
 from . import payment_transaction
+from . import payment_transaction_stripe
 from . import res_company
 from . import res_config_settings
 from . import res_partner

@@ -8,8 +8,7 @@ from odoo.fields import Command, Domain
 from odoo.tools import format_amount, format_date, split_every
 
 from .. import const
-from .mail_queue import queue_mails
-from .subscription import BILLABLE_STATES
+from ..tools import process_in_locked_batches, queue_mails
 
 _logger = logging.getLogger(__name__)
 
@@ -26,6 +25,8 @@ class SubscriptionCharge(models.Model):
     _order = "id desc"
     _check_company_auto = True
     _rec_name = "invoice_id"
+
+    # === FIELDS === #
 
     subscription_id = fields.Many2one(
         "subscription.subscription", required=True, index=True, ondelete="cascade", readonly=True,
@@ -47,7 +48,11 @@ class SubscriptionCharge(models.Model):
     failure_kind = fields.Selection([("temporary", "Temporary"), ("permanent", "Permanent")], readonly=True)
     failure_code = fields.Char(readonly=True, help="The provider's code, e.g. Stripe's decline code.")
     failure_message = fields.Text(readonly=True)
-    next_retry_date = fields.Date(readonly=True)
+    next_retry_date = fields.Date(
+        compute="_compute_next_retry_date", inverse="_inverse_next_retry_date", store=True, index="btree_not_null",
+        help="Day the invoice is charged again: its 'Autopay on' date, shown on its latest failed attempt. "
+        "Changing it here reschedules the retry.",
+    )
     review_reason = fields.Text(readonly=True, help="Why the outcome of this charge was unknown.")
     needs_review = fields.Boolean(
         compute="_compute_needs_review", store=True, index=True,
@@ -62,10 +67,32 @@ class SubscriptionCharge(models.Model):
         "(invoice_id) WHERE state = 'pending'", "This invoice already has a charge in progress."
     )
 
+    # === COMPUTE METHODS === #
+
     @api.depends("state", "review_reason")
     def _compute_needs_review(self):
         for charge in self:
             charge.needs_review = charge.state == "pending" and bool(charge.review_reason)
+
+    @api.depends("state", "invoice_id.subscription_charge_date", "invoice_id.subscription_charge_ids")
+    def _compute_next_retry_date(self):
+        """The invoice's charge date is the one truth; its latest attempt, when failed, shows it."""
+        for charge in self:
+            latest = charge._is_latest_attempt()
+            charge.next_retry_date = charge.invoice_id.subscription_charge_date if (
+                charge.state == "failed" and latest) else False
+
+    def _inverse_next_retry_date(self):
+        for charge in self:
+            if charge.state != "failed" or not charge._is_latest_attempt():
+                raise UserError(self.env._(
+                    "Only the latest failed attempt of an invoice can be rescheduled (%(charge)s).",
+                    charge=charge.display_name))
+            if charge.next_retry_date and charge.subscription_id.state not in const.BILLABLE_STATES:
+                raise UserError(self.env._(
+                    "%(sub)s is %(state)s: its invoices are not charged.",
+                    sub=charge.subscription_id.display_name, state=charge.subscription_id._state_label()))
+            charge.invoice_id.sudo().subscription_charge_date = charge.next_retry_date
 
     def _compute_display_name(self):
         for charge in self:
@@ -73,7 +100,75 @@ class SubscriptionCharge(models.Model):
                 "%(invoice)s, attempt %(attempt)s", invoice=charge.invoice_id.name or "", attempt=charge.attempt,
             )
 
-    # ------------------------------------------------------------------ scheduled action
+    # === ACTION METHODS === #
+
+    def action_retry_now(self):
+        """Charge the invoice of these failed charges again, now, as the autopay run would.
+
+        Every exactly-once rule of the run holds: the invoice is locked (a run charging it at
+        the same moment makes this refuse), it must still be open with no charge in progress,
+        and the new transaction is committed before the provider is called.
+
+        :return: an action opening the new attempt(s)
+        :raise UserError: a charge is not the latest failed attempt of an open invoice of a
+            running autopay subscription, or its invoice is being charged right now
+        :raise AccessError: the user may not edit the subscriptions
+        """
+        self.subscription_id.check_access("write")
+        today = fields.Date.context_today(self)
+        for charge in self:
+            problem = charge._retry_now_problem()
+            if problem:
+                raise UserError(problem)
+        invoices = self.invoice_id.sudo()
+        locked = invoices.try_lock_for_update()
+        locked.write({"subscription_charge_date": today})
+        due = locked.filtered_domain(invoices._autopay_due_domain(today))
+        if due != invoices:
+            raise UserError(self.env._(
+                "%(invoices)s is being charged right now: wait for that attempt's outcome.",
+                invoices=", ".join((invoices - due).mapped("name"))))
+        new = self._charge_invoices(due)
+        action = self.env["ir.actions.act_window"]._for_xml_id("subscription_billing.subscription_charge_action")
+        if len(new) == 1:
+            action.update(res_id=new.id, view_mode="form", views=[(False, "form")])
+        else:
+            action["domain"] = [("id", "in", new.ids)]
+        return action
+
+    def action_check_status(self):
+        """Ask the provider again; its answer settles the charge, or it stays in review."""
+        self._check_reviewable()
+        for charge in self:
+            tx = charge.transaction_id.sudo()  # every pending charge has one
+            if tx.state == "draft":
+                tx.with_context(subscription_charge_defer_sync=True)._subscription_ask_status()
+            charge._sync_from_transaction()
+            if charge.state == "pending" and tx.state == "draft":
+                charge._mark_review(tx.subscription_review_reason or self.env._(
+                    "The provider still gives no final answer."))
+        return True
+
+    def action_mark_paid(self):
+        """Staff saw the money arrive (e.g. in the provider's dashboard): record the payment."""
+        self._check_reviewable()
+        for charge in self:
+            tx = charge.transaction_id.sudo()
+            tx._set_done(state_message=self.env._("Marked as paid by %(user)s.", user=self.env.user.name))
+            charge._on_success()
+        return True
+
+    def action_mark_failed(self):
+        """Staff know the charge did not go through: it fails and follows the retry schedule."""
+        self._check_reviewable()
+        for charge in self:
+            message = self.env._("Marked as failed by %(user)s.", user=self.env.user.name)
+            charge.transaction_id.sudo()._set_error(message)
+            charge._on_failure(message)
+        return True
+
+    # === BUSINESS METHODS === #
+
     @api.model
     def _cron_charge_autopay(self, batch_size=None):
         """Charge every open invoice of autopay subscriptions whose (re)try date has come.
@@ -86,33 +181,35 @@ class SubscriptionCharge(models.Model):
         """
         batch_size = batch_size or int(self.env["ir.config_parameter"].sudo().get_param(
             "subscription_billing.charge_batch_size", DEFAULT_CHARGE_BATCH_SIZE))
-        cron = self.env["ir.cron"]
         self._recover_interrupted()
         Move = self.env["account.move"].sudo()
-        domain = Move._autopay_due_domain(fields.Date.context_today(self))
-        while True:
-            candidates = Move.search(domain, limit=batch_size * 4, order="subscription_charge_date, id")
-            if not candidates:
-                break
-            remaining = Move.search_count(domain) if len(candidates) == batch_size * 4 else len(candidates)
-            locked = candidates.try_lock_for_update(limit=batch_size).filtered_domain(domain)
-            if not locked:
-                break
-            charges = self._create_for_invoices(locked)
-            # The transactions exist in the database before any provider hears of them.
-            cron._commit_progress(remaining=remaining)
-            sent = charges.filtered(lambda c: c.state == "pending")
-            for charge in sent:
-                charge._send()
-                cron._commit_progress()  # each answer is durable before anything is post-processed
-            # Payments, reconciliation, e-mails and statuses by small groups: posting payments
-            # locks the journal's numbering until the commit, so other workers wait that long.
-            for group in split_every(POST_PROCESS_GROUP, sent.ids, self.browse):
-                group._sync_from_transaction()
-                cron._commit_progress()
-            charges.filtered(lambda c: c.state == "failed" and not c.failure_kind)._on_failure()
-            if not cron._commit_progress(len(locked)):
-                break
+        process_in_locked_batches(
+            Move, Move._autopay_due_domain(fields.Date.context_today(self)), "_subscription_charge_autopay",
+            batch_size, order="subscription_charge_date, id",
+        )
+
+    @api.model
+    def _charge_invoices(self, invoices):
+        """Charge these locked, due invoices: one attempt each, committed at every step.
+
+        :param invoices: ``account.move`` records locked by the caller and due for autopay
+        :return: the charges created (one per invoice)
+        """
+        cron = self.env["ir.cron"]
+        charges = self._create_for_invoices(invoices)
+        # The transactions exist in the database before any provider hears of them.
+        cron._commit_progress()
+        sent = charges.filtered(lambda c: c.state == "pending")
+        for charge in sent:
+            charge._send()
+            cron._commit_progress()  # each answer is durable before anything is post-processed
+        # Payments, reconciliation, e-mails and statuses by small groups: posting payments
+        # locks the journal's numbering until the commit, so other workers wait that long.
+        for group in split_every(POST_PROCESS_GROUP, sent.ids, self.browse):
+            group._sync_from_transaction()
+            cron._commit_progress()
+        charges.filtered(lambda c: c.state == "failed" and not c.failure_kind)._on_failure()
+        return charges
 
     @api.model
     def _recover_interrupted(self):
@@ -143,8 +240,6 @@ class SubscriptionCharge(models.Model):
         """
         invoices = invoices.sudo()
         invoices.write({"subscription_charge_date": False})
-        self.sudo().search([("invoice_id", "in", invoices.ids), ("next_retry_date", "!=", False)]).write(
-            {"next_retry_date": False})
         failed_counts = dict(self.sudo()._read_group(
             [("invoice_id", "in", invoices.ids), ("state", "=", "failed")], ["invoice_id"], ["__count"],
         ))
@@ -188,7 +283,6 @@ class SubscriptionCharge(models.Model):
             without_token._subscription_send_invoice_mails()
         return self.sudo().create(charge_vals)
 
-    # ------------------------------------------------------------------ one charge
     def _send(self):
         """Ask the provider to charge this (committed) transaction."""
         self.ensure_one()
@@ -233,8 +327,7 @@ class SubscriptionCharge(models.Model):
         if not self:
             return
         self.transaction_id.sudo().filtered(lambda tx: not tx.is_post_processed)._post_process()
-        self.write({"state": "done", "next_retry_date": False,
-                    "failure_kind": False, "failure_code": False, "failure_message": False})
+        self.write({"state": "done"})
         mailed = queue_mails(
             self.env.ref("subscription_billing.mail_template_payment_receipt", raise_if_not_found=False), self)
         for charge in self:
@@ -248,28 +341,24 @@ class SubscriptionCharge(models.Model):
             charge.subscription_id.message_post(body=text)
 
     def _classify(self):
-        """``(kind, code, message)`` of this failed charge."""
+        """``(kind, code, message)`` of this failed charge, kind being temporary or permanent."""
         self.ensure_one()
         tx = self.transaction_id.sudo()
         message = self.failure_message or tx.state_message or self.env._("The payment was refused.")
         if self.failure_code and not tx:  # the payment method could not be used at all
             code = self.failure_code
             kind = "temporary" if code in const.AUTOPAY_TEMPORARY_PROBLEMS else "permanent"
-        elif tx.provider_code == "stripe":
-            code = tx.subscription_decline_code or tx.subscription_failure_code or tx.state
-            kind = "permanent" if code in const.STRIPE_PERMANENT_CODES else "temporary"
-        else:
-            # Conservative rule for providers without codes: an error may pass on a later try,
-            # a cancelled payment (refused mandate, customer cancelled) needs the customer.
-            code = tx.subscription_failure_code or tx.state
-            kind = "permanent" if tx.state == "cancel" else "temporary"
-        return kind, code, message
+            return kind, code, message
+        return *tx._subscription_classify_failure(), message
 
-    def _on_failure(self):
+    def _on_failure(self, message=None):
         """Failed: schedule the next retry (past due) or, when final, suspend or notify.
 
-        E-mails are queued per template for the whole set, then each subscription's
-        chatter tells what happened and whether the customer was e-mailed.
+        The failure's kind, code and message are copied onto the charge here, once, at the end
+        of the attempt. E-mails are queued per template for the whole set, then each
+        subscription's chatter tells what happened and whether the customer was e-mailed.
+
+        :param str message: the failure message, when not the provider's (e.g. staff's)
         """
         today = fields.Date.context_today(self)
         rules_by_company = {}
@@ -278,21 +367,22 @@ class SubscriptionCharge(models.Model):
         suspension = self.env.ref("subscription_billing.mail_template_payment_suspended", raise_if_not_found=False)
         for charge in self:
             sub = charge.subscription_id
-            kind, code, message = charge._classify()
+            if message:
+                charge.failure_message = message
+            kind, code, reason = charge._classify()
             if sub.company_id not in rules_by_company:
                 rules_by_company[sub.company_id] = self.env["subscription.retry.rule"]._get_for_company(sub.company_id)
             rules = rules_by_company[sub.company_id]
-            vals = {"state": "failed", "failure_kind": kind, "failure_code": code, "failure_message": message}
+            vals = {"state": "failed", "failure_kind": kind, "failure_code": code, "failure_message": reason}
             head = self.env._("Payment of %(invoice)s (%(amount)s) failed: %(reason)s",
-                              invoice=charge.invoice_id.name, reason=message,
+                              invoice=charge.invoice_id.name, reason=reason,
                               amount=format_amount(self.env, charge.amount, charge.currency_id))
-            if kind == "temporary" and charge.attempt <= len(rules) and sub.state in BILLABLE_STATES:
+            if kind == "temporary" and charge.attempt <= len(rules) and sub.state in const.BILLABLE_STATES:
                 delay, template = rules[charge.attempt - 1]
                 retry_date = today + timedelta(days=delay)
-                charge.write(dict(vals, next_retry_date=retry_date))
+                charge.write(vals)
                 charge.invoice_id.sudo().subscription_charge_date = retry_date
-                if sub.state == "active":
-                    sub.write({"state": "past_due"})
+                sub._update_state("past_due")
                 if template:
                     to_mail[template] |= charge
                 notes.append((charge, self.env._(
@@ -305,21 +395,21 @@ class SubscriptionCharge(models.Model):
             charge.write(vals)
             why = (self.env._("Permanent failure (%(code)s).", code=code) if kind == "permanent"
                    else self.env._("No retries left after %(attempt)s attempts.", attempt=charge.attempt))
-            if sub.state not in BILLABLE_STATES:
+            if sub.state not in const.BILLABLE_STATES:
                 notes.append((charge, self.env._("%(head)s %(why)s", head=head, why=why)))
                 continue
             if kind == "permanent" or sub.company_id.subscription_after_retries == "suspend":
-                sub.write({"state": "suspended"})
+                sub._update_state("suspended")
                 if suspension:
                     to_mail[suspension] |= charge
                 notes.append((charge, self.env._("%(head)s %(why)s Subscription suspended.", head=head, why=why)))
                 summary = self.env._("Autopay failed: subscription suspended")
             else:
-                sub.write({"state": "active"})
+                sub._update_state("active")
                 notes.append((charge, self.env._("%(head)s %(why)s The subscription stays active.",
                                                  head=head, why=why)))
                 summary = self.env._("Autopay failed: invoice unpaid")
-            sub._schedule_salesperson_activity(summary, note=message)
+            sub._schedule_salesperson_activity(summary, note=reason)
         mailed = self.browse()
         for template, charges in to_mail.items():
             mailed |= queue_mails(template, charges)
@@ -328,51 +418,10 @@ class SubscriptionCharge(models.Model):
                 text = self.env._("%(text)s Customer e-mailed.", text=text)
             charge.subscription_id.message_post(body=text)
 
-    # ------------------------------------------------------------------ review buttons
-    def _check_reviewable(self):
-        self.check_access("write")
-        wrong = self.filtered(lambda c: c.state != "pending")
-        if wrong:
-            raise UserError(self.env._("Only pending charges can be checked or settled by hand (%(charges)s).",
-                                       charges=", ".join(wrong.mapped("display_name"))))
-
-    def action_check_status(self):
-        """Ask the provider again; its answer settles the charge, or it stays in review."""
-        self._check_reviewable()
-        for charge in self:
-            tx = charge.transaction_id.sudo()  # every pending charge has one
-            if tx.state == "draft":
-                tx.with_context(subscription_charge_defer_sync=True)._subscription_ask_status()
-            charge._sync_from_transaction()
-            if charge.state == "pending" and tx.state == "draft":
-                charge._mark_review(tx.subscription_review_reason or self.env._(
-                    "The provider still gives no final answer."))
-        return True
-
-    def action_mark_paid(self):
-        """Staff saw the money arrive (e.g. in the provider's dashboard): record the payment."""
-        self._check_reviewable()
-        for charge in self:
-            tx = charge.transaction_id.sudo()
-            tx._set_done(state_message=self.env._("Marked as paid by %(user)s.", user=self.env.user.name))
-            charge._on_success()
-        return True
-
-    def action_mark_failed(self):
-        """Staff know the charge did not go through: it fails and follows the retry schedule."""
-        self._check_reviewable()
-        for charge in self:
-            message = self.env._("Marked as failed by %(user)s.", user=self.env.user.name)
-            charge.transaction_id.sudo()._set_error(message)
-            charge.failure_message = message
-            charge._on_failure()
-        return True
-
     @api.model
     def _stop_retries(self, subscriptions):
         """No more retries or dunning e-mails for these subscriptions (closed or cancelled)."""
         charges = self.sudo().search([("subscription_id", "in", subscriptions.ids)])
-        charges.filtered("next_retry_date").write({"next_retry_date": False})
         self.env["account.move"].sudo().search([
             ("subscription_id", "in", subscriptions.ids), ("subscription_charge_date", "!=", False),
         ]).write({"subscription_charge_date": False})
@@ -381,3 +430,33 @@ class SubscriptionCharge(models.Model):
                 Domain("model", "=", self._name) & Domain("res_id", "in", charges.ids)
                 & Domain("state", "=", "outgoing")
             ).write({"state": "cancel"})
+
+    # === TOOLING === #
+
+    def _check_reviewable(self):
+        self.check_access("write")
+        wrong = self.filtered(lambda c: c.state != "pending")
+        if wrong:
+            raise UserError(self.env._("Only pending charges can be checked or settled by hand (%(charges)s).",
+                                       charges=", ".join(wrong.mapped("display_name"))))
+
+    def _retry_now_problem(self):
+        """Why this charge cannot be retried now (a message), or None."""
+        self.ensure_one()
+        sub = self.subscription_id
+        if self.state != "failed" or not self._is_latest_attempt():
+            return self.env._("Only the latest failed attempt of an invoice can be retried (%(charge)s).",
+                              charge=self.display_name)
+        if not self.invoice_id.sudo().filtered_domain(self.env["account.move"]._subscription_open_domain()):
+            return self.env._("%(invoice)s is already paid or cancelled.", invoice=self.invoice_id.name)
+        if sub.state not in const.BILLABLE_STATES:
+            return self.env._("%(sub)s is %(state)s: reactivate it first.", sub=sub.display_name,
+                              state=sub._state_label())
+        if not sub.payment_token_id:
+            return self.env._("%(sub)s has no autopay payment method.", sub=sub.display_name)
+        return None
+
+    def _is_latest_attempt(self):
+        """True when no later attempt exists for this charge's invoice."""
+        self.ensure_one()
+        return self.id == max(self.invoice_id.subscription_charge_ids.ids, default=self.id)

@@ -204,7 +204,7 @@ class TestAutopayOutcomes(AutopayCommon):
         sub = self._create_autopay_subscription("error", date_start="2026-05-01")
         Template = type(self.env["mail.template"])
         with patch.object(Template, "send_mail_batch", side_effect=RuntimeError("SMTP queue down")), \
-                mute_logger("odoo.addons.subscription_billing.models.mail_queue"):
+                mute_logger("odoo.addons.subscription_billing.tools.mail"):
             self._bill_and_charge("2026-05-01")
         charge = sub.charge_ids
         self.assertEqual((charge.state, charge.next_retry_date, sub.state), ("failed", date(2026, 5, 2), "past_due"))

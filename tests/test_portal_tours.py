@@ -31,7 +31,7 @@ class TestPortalTours(PortalCommon):
             sub._generate_due_invoices()
         invoice = sub.invoice_ids
         self.assertEqual(len(invoice), 1)
-        sub.state = "past_due"
+        sub._update_state("past_due")
         self._run_tour(sub.get_portal_url(), "subscription_portal_pay_and_enroll")
         self._assert_paid(invoice)
         self.assertEqual(sub.state, "active")

@@ -4,7 +4,7 @@
 Needs the ``playwright`` Python package (``pip install playwright`` in any virtualenv; no browser
 download: it drives the system's Chromium) and Debian's ``chromium``.
 
-    python tools/screenshots.py http://127.0.0.1:8070 static/description/screenshots
+    python scripts/screenshots.py http://127.0.0.1:8070 static/description/screenshots
 """
 
 import sys

@@ -1,0 +1,141 @@
+from datetime import timedelta
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.fields import Domain
+from odoo.tools import format_date
+
+from ..tools import process_in_locked_batches
+
+DEFAULT_BATCH_SIZE = 200
+
+
+class SubscriptionSubscription(models.Model):
+    """Dunning of manual payers (past due, then suspended after the grace period), renewal
+    reminders, and the way back to active once everything is paid."""
+
+    _inherit = "subscription.subscription"
+
+    # === FIELDS === #
+
+    renewal_reminded_for = fields.Date(
+        copy=False, readonly=True,
+        help="End of the term for which the renewal reminder was sent (one reminder per term).",
+    )
+    has_overdue_invoice = fields.Boolean(
+        compute="_compute_has_overdue_invoice", search="_search_has_overdue_invoice", string="Overdue",
+    )
+
+    # === COMPUTE METHODS === #
+
+    def _compute_has_overdue_invoice(self):
+        overdue = {
+            sub for [sub] in self.env["account.move"].sudo()._read_group(
+                self.env["account.move"]._subscription_overdue_domain() & Domain("subscription_id", "in", self.ids),
+                ["subscription_id"],
+            )
+        }
+        for sub in self:
+            sub.has_overdue_invoice = sub in overdue
+
+    def _search_has_overdue_invoice(self, operator, value):
+        if operator not in ("=", "!=") or not isinstance(value, bool):
+            raise UserError(self.env._("Unsupported search on 'Overdue'."))
+        Move = self.env["account.move"].sudo()
+        query = Move._search(Move._subscription_overdue_domain() & Domain("subscription_id", "!=", False))
+        positive = (operator == "=") == value
+        return [("id", "in" if positive else "not in", query.subselect("subscription_id"))]
+
+    # === BUSINESS METHODS === #
+
+    @api.model
+    def _cron_update_statuses(self, batch_size=None):
+        """Daily statuses, one batched job after the other (each commits per batch, safe to rerun):
+
+        1. manual payers with an overdue invoice become past due (reminder e-mailed);
+        2. subscriptions ending soon without renewal get their renewal reminder (once per term);
+        3. manual payers still overdue after the company's grace period are suspended
+           (e-mail and activity).
+
+        Autopay subscriptions follow their charges instead.
+        """
+        batch_size = batch_size or DEFAULT_BATCH_SIZE
+        today = fields.Date.context_today(self)
+        jobs = [
+            (self._dunning_overdue_domain(), "_dunning_mark_past_due", "id"),
+            (self._renewal_reminder_domain(today), "_send_renewal_reminder", "date_end, id"),
+            (self._dunning_grace_over_domain(today), "_dunning_suspend", "id"),
+        ]
+        for domain, method, order in jobs:
+            if not process_in_locked_batches(self, domain, method, batch_size, order=order):
+                return  # the worker's time is up: the scheduler continues
+
+    @api.model
+    def _dunning_overdue_domain(self):
+        """Active manual payers with an overdue invoice."""
+        return Domain([("state", "=", "active"), ("payment_token_id", "=", False), ("has_overdue_invoice", "=", True)])
+
+    @api.model
+    def _dunning_grace_over_domain(self, today):
+        """Past-due manual payers with an invoice overdue for longer than their company's grace period."""
+        Move = self.env["account.move"]
+        domains = [
+            Domain("company_id", "=", company.id) & Domain(
+                "invoice_ids", "any",
+                Move._subscription_overdue_domain(today - timedelta(days=company.subscription_grace_days)),
+            )
+            for company in self.env["res.company"].sudo().search([])
+        ]
+        return Domain([("state", "=", "past_due"), ("payment_token_id", "=", False)]) & Domain.OR(domains)
+
+    @api.model
+    def _renewal_reminder_domain(self, today):
+        """Subscriptions ending within their plan's reminder days, without automatic renewal,
+        not reminded yet for this term (a reminded term keeps its end in ``renewal_reminded_for``)."""
+        return Domain([("is_expiring", "=", True), ("date_end", ">=", today)]) & (
+            Domain("renewal_reminded_for", "=", False) | Domain("renewal_reminded_for", "<", today)
+        )
+
+    def _dunning_mark_past_due(self):
+        """An invoice is overdue: past due, with a payment reminder e-mailed."""
+        moved = self._update_state("past_due")
+        moved._send_template("subscription_billing.mail_template_payment_reminder")
+        for sub in moved:
+            sub.message_post(body=self.env._(
+                "An invoice is overdue: the subscription is past due. Payment reminder e-mailed."))
+
+    def _dunning_suspend(self):
+        """Still unpaid after the grace period: suspended, customer e-mailed, salesperson told."""
+        moved = self._update_state("suspended")
+        moved._send_template("subscription_billing.mail_template_subscription_suspended")
+        moved._schedule_salesperson_activity(self.env._("Suspended: invoice unpaid"))
+        for sub in moved:
+            sub.message_post(body=self.env._(
+                "An invoice is still unpaid %(days)s days after its due date: the subscription is "
+                "suspended. Customer e-mailed.", days=sub.company_id.subscription_grace_days))
+
+    def _send_renewal_reminder(self):
+        """One reminder e-mail per term to the customer and an activity for the salesperson."""
+        for sub in self:
+            sub.renewal_reminded_for = sub.date_end
+            sub._schedule_salesperson_activity(
+                self.env._("Renewal: ends on %(date)s", date=format_date(self.env, sub.date_end)),
+                date_deadline=sub.date_end,
+            )
+            sub.message_post(body=self.env._("Renewal reminder e-mailed: the subscription ends on %(date)s.",
+                                             date=format_date(self.env, sub.date_end)))
+        self._send_template("subscription_billing.mail_template_renewal_reminder")
+
+    def _reactivate_if_paid(self):
+        """Past due or suspended subscriptions without an open invoice left become active again."""
+        subs = self.filtered(lambda s: s.state in ("past_due", "suspended"))
+        if not subs:
+            return
+        still_open = {
+            sub for [sub] in self.env["account.move"].sudo()._read_group(
+                self.env["account.move"]._subscription_open_domain() & Domain("subscription_id", "in", subs.ids),
+                ["subscription_id"],
+            )
+        }
+        paid = subs.filtered(lambda s: s not in still_open)
+        paid._update_state("active", message=self.env._("All invoices are paid: the subscription is active again."))
