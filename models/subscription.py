@@ -447,7 +447,7 @@ class SubscriptionSubscription(models.Model):
         :return: the subscriptions whose state changed
         :raise UserError: a subscription cannot reach ``target`` from its current state
         """
-        allowed = const.STATE_TRANSITIONS[target]
+        allowed = const.STATE_TRANSITIONS.get(target, ())  # nothing goes back to draft
         moving = self.filtered(lambda s: s.state != target)
         wrong = moving.filtered(lambda s: s.state not in allowed)
         if wrong:

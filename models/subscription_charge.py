@@ -128,7 +128,12 @@ class SubscriptionCharge(models.Model):
             raise UserError(self.env._(
                 "%(invoices)s is being charged right now: wait for that attempt's outcome.",
                 invoices=", ".join((invoices - due).mapped("name"))))
-        new = self._charge_invoices(due)
+        for charge in self:
+            charge.subscription_id.message_post(body=self.env._(
+                "%(user)s asked to charge %(invoice)s again now.", user=self.env.user.name,
+                invoice=charge.invoice_id.sudo().name))
+        # Rights were checked above; the attempt itself runs as the scheduled action does.
+        new = self.sudo()._charge_invoices(due).sudo(False)
         action = self.env["ir.actions.act_window"]._for_xml_id("subscription_billing.subscription_charge_action")
         if len(new) == 1:
             action.update(res_id=new.id, view_mode="form", views=[(False, "form")])
@@ -444,11 +449,12 @@ class SubscriptionCharge(models.Model):
         """Why this charge cannot be retried now (a message), or None."""
         self.ensure_one()
         sub = self.subscription_id
+        invoice = self.invoice_id.sudo()  # salespeople need not read invoices to retry
         if self.state != "failed" or not self._is_latest_attempt():
             return self.env._("Only the latest failed attempt of an invoice can be retried (%(charge)s).",
                               charge=self.display_name)
-        if not self.invoice_id.sudo().filtered_domain(self.env["account.move"]._subscription_open_domain()):
-            return self.env._("%(invoice)s is already paid or cancelled.", invoice=self.invoice_id.name)
+        if not invoice.filtered_domain(invoice._subscription_open_domain()):
+            return self.env._("%(invoice)s is already paid or cancelled.", invoice=invoice.name)
         if sub.state not in const.BILLABLE_STATES:
             return self.env._("%(sub)s is %(state)s: reactivate it first.", sub=sub.display_name,
                               state=sub._state_label())
@@ -459,4 +465,4 @@ class SubscriptionCharge(models.Model):
     def _is_latest_attempt(self):
         """True when no later attempt exists for this charge's invoice."""
         self.ensure_one()
-        return self.id == max(self.invoice_id.subscription_charge_ids.ids, default=self.id)
+        return self.id == max(self.sudo().invoice_id.subscription_charge_ids.ids, default=self.id)

@@ -1,6 +1,7 @@
 from . import test_utils
 from . import test_billing
 from . import test_subscription
+from . import test_state_transitions
 from . import test_security
 from . import test_sale_order
 from . import test_invoice_link

@@ -524,3 +524,114 @@ class TestManualPayers(AutopayCommon):
         self.assertIn(sub.access_token, mail.body_html)
         self.assertEqual(sub.activity_ids.user_id, self.sales_user)
         self.assertEqual(sub.renewal_reminded_for, date(2026, 12, 31))
+
+
+@tagged("post_install", "-at_install")
+class TestAutopayRetryDate(AutopayCommon):
+    """The invoice's charge date is the one truth about the next retry; staff can retry now."""
+
+    def _failed_once(self, outcome="error"):
+        sub = self._create_autopay_subscription(outcome, date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        return sub, sub.charge_ids
+
+    def _retry_now(self, charge, user=None):
+        """Press *Retry now* as in a web request (the button commits, as the scheduled action does)."""
+        with self.enter_registry_test_mode(), self.registry.cursor() as cr:
+            env = self.env(cr=cr, user=user or self.env.user)
+            action = env["subscription.charge"].browse(charge.ids).action_retry_now()
+        self.env.invalidate_all()
+        return self.env["subscription.charge"].browse(action.get("res_id") or [])
+
+    def test_the_charge_shows_the_invoice_date_and_rescheduling_moves_the_run(self):
+        sub, charge = self._failed_once()
+        invoice = sub.invoice_ids
+        self.assertEqual(charge.next_retry_date, invoice.subscription_charge_date)
+        self.assertEqual(charge.next_retry_date, date(2026, 5, 2))
+        # Staff move the retry to May 4: what they write is what the scheduled action reads.
+        charge.next_retry_date = date(2026, 5, 4)
+        self.assertEqual(invoice.subscription_charge_date, date(2026, 5, 4))
+        with freeze_time("2026-05-02"):
+            self._run_autopay()
+        self.assertEqual(len(sub.charge_ids), 1, "not charged before the day staff chose")
+        sub.payment_token_id.demo_simulated_state = "done"
+        with freeze_time("2026-05-04"):
+            self._run_autopay()
+        second = sub.charge_ids.sorted("attempt")[-1]
+        self.assertEqual((second.attempt, second.state), (2, "done"))
+        self.assertFalse(charge.next_retry_date, "an earlier attempt never shows a retry date")
+        self.assertFalse(invoice.subscription_charge_date)
+
+    def test_only_the_latest_failed_attempt_carries_and_moves_the_date(self):
+        sub, first = self._failed_once()
+        with freeze_time("2026-05-02"):
+            self._run_autopay()
+        second = sub.charge_ids.sorted("attempt")[-1]
+        self.assertEqual(second.attempt, 2)
+        self.assertEqual(second.next_retry_date, date(2026, 5, 5))
+        self.assertFalse(first.next_retry_date)
+        self.assertEqual(self.Charge.search([("next_retry_date", "!=", False), ("subscription_id", "=", sub.id)]),
+                         second, "the list filter 'Retry scheduled' finds the latest attempt only")
+        with self.assertRaisesRegex(UserError, "latest failed attempt"), self.env.cr.savepoint():
+            first.next_retry_date = date(2026, 5, 3)
+        self.assertEqual(sub.invoice_ids.subscription_charge_date, date(2026, 5, 5))
+
+    def test_payment_by_other_means_clears_the_retry(self):
+        sub, charge = self._failed_once()
+        self._register_payment(sub.invoice_ids)
+        self.assertFalse(charge.next_retry_date)
+        self.assertFalse(sub.invoice_ids.subscription_charge_date)
+
+    def test_closing_clears_the_retry(self):
+        sub, charge = self._failed_once()
+        sub.action_cancel()
+        self.assertFalse(charge.next_retry_date)
+
+    def test_retry_now_charges_at_once_and_reactivates(self):
+        sub, charge = self._failed_once()
+        self.assertEqual(sub.state, "past_due")
+        sub.payment_token_id.demo_simulated_state = "done"  # the customer topped up the account
+        with freeze_time("2026-05-01 15:00:00"):
+            new = self._retry_now(charge, user=self.sales_user)
+        self.assertEqual((new.attempt, new.state), (2, "done"))
+        self._assert_paid(sub.invoice_ids)
+        self.assertEqual(sub.state, "active")
+        self.assertFalse(charge.next_retry_date)
+        self.assertEqual(len(sub.invoice_ids.transaction_ids.filtered(lambda tx: tx.state == "done")), 1)
+        # Pressed again (a double click, a stale screen): refused, nothing charged.
+        with self.assertRaisesRegex(UserError, "latest failed attempt"):
+            self._retry_now(charge)
+        with freeze_time("2026-05-02"):
+            self._run_autopay()
+        self.assertEqual(len(sub.charge_ids), 2)
+
+    def test_retry_now_that_fails_follows_the_retry_schedule(self):
+        sub, charge = self._failed_once()
+        with freeze_time("2026-05-01 15:00:00"):
+            new = self._retry_now(charge)
+        self.assertEqual((new.attempt, new.state, new.next_retry_date), (2, "failed", date(2026, 5, 4)))
+        self.assertFalse(charge.next_retry_date)
+
+    def test_retry_now_is_refused_where_it_cannot_collect(self):
+        sub, charge = self._failed_once()
+        employee = new_test_user(self.env, login="retry_employee", groups="base.group_user")
+        with self.assertRaises(AccessError):
+            self._retry_now(charge, user=employee)
+        sub.action_suspend()
+        with self.assertRaisesRegex(UserError, "reactivate it first"):
+            self._retry_now(charge)
+        sub.action_reactivate()
+        self._register_payment(sub.invoice_ids)
+        with self.assertRaisesRegex(UserError, "already paid"):
+            self._retry_now(charge)
+        self.assertEqual(len(sub.charge_ids), 1, "nothing was charged")
+
+    def test_retry_now_never_runs_beside_a_charge_in_progress(self):
+        sub, charge = self._failed_once()
+        sub.payment_token_id.demo_simulated_state = "pending"
+        with freeze_time("2026-05-01 15:00:00"):
+            pending = self._retry_now(charge)
+        self.assertEqual(pending.state, "pending")
+        with self.assertRaisesRegex(UserError, "latest failed attempt"):
+            self._retry_now(charge)
+        self.assertEqual(len(sub.charge_ids), 2)

@@ -64,7 +64,7 @@ class TestBillingDay(SubscriptionCommon):
         self._run_billing()
         self._run_billing()
         sub.next_invoice_date = date(2026, 3, 1)  # even if someone moves the date back by hand
-        with mute_logger("odoo.addons.subscription_billing.models.subscription", "odoo.sql_db"):
+        with mute_logger("odoo.addons.subscription_billing.models.subscription_billing", "odoo.sql_db"):
             self._run_billing()
         self.assertEqual(len(self._invoices(sub)), 2)
         self.assertTrue(sub.billing_error, "the refused duplicate is reported on the subscription")
@@ -131,7 +131,7 @@ class TestBillingDay(SubscriptionCommon):
             return original(sub, *args, **kwargs)
 
         with patch.object(type(bad), "_prepare_invoice_vals", prepare), \
-                mute_logger("odoo.addons.subscription_billing.models.subscription"):
+                mute_logger("odoo.addons.subscription_billing.models.subscription_billing"):
             self._run_billing()
         self.assertEqual(len(self._invoices(good)), 1)
         self.assertEqual(good.next_invoice_date, date(2026, 3, 1))
@@ -148,12 +148,48 @@ class TestBillingDay(SubscriptionCommon):
         self.assertEqual(len(self._invoices(bad)), 1)
         self.assertFalse(bad.billing_error)
 
+    def test_a_failure_episode_has_one_activity_closed_once_billed(self):
+        sub = self._create_subscription(partner=self.partner_b, date_start="2026-02-01")
+        original = type(sub)._prepare_invoice_vals
+        broken = {"on": True}
+
+        def prepare(rec, *args, **kwargs):
+            if broken["on"]:
+                raise UserError(rec.env._("No income account for this product"))
+            return original(rec, *args, **kwargs)
+
+        activity_type = self.env.ref("subscription_billing.mail_activity_type_billing_failed")
+        with patch.object(type(sub), "_prepare_invoice_vals", prepare), \
+                mute_logger("odoo.addons.subscription_billing.models.subscription_billing"):
+            for day in ("2026-02-01", "2026-02-02", "2026-02-03"):
+                with freeze_time(day):
+                    self._run_billing()
+                open_activities = sub.activity_ids.filtered(lambda a: a.activity_type_id == activity_type)
+                self.assertEqual(len(open_activities), 1, f"one activity for the whole episode ({day})")
+                self.assertEqual(open_activities.user_id, sub.user_id)
+            broken["on"] = False
+            with freeze_time("2026-02-04"):
+                self._run_billing()
+        self.assertEqual(len(self._invoices(sub)), 1)
+        self.assertFalse(sub.activity_ids.filtered(lambda a: a.activity_type_id == activity_type),
+                         "billing again closes the episode's activity")
+        done = self.env["mail.message"].search([
+            ("model", "=", sub._name), ("res_id", "=", sub.id), ("mail_activity_type_id", "=", activity_type.id),
+        ])
+        self.assertEqual(len(done), 1, "marked done once, with its feedback")
+        # A new failure later is a new episode with a new activity.
+        broken["on"] = True
+        with patch.object(type(sub), "_prepare_invoice_vals", prepare), freeze_time("2026-03-01"), \
+                mute_logger("odoo.addons.subscription_billing.models.subscription_billing"):
+            self._run_billing()
+        self.assertEqual(len(sub.activity_ids.filtered(lambda a: a.activity_type_id == activity_type)), 1)
+
     @freeze_time("2026-02-01")
     def test_mail_failure_never_leaves_posted_invoice_with_unmoved_date(self):
         sub = self._create_subscription(date_start="2026-02-01")
         template_cls = type(self.env["mail.template"])
         with patch.object(template_cls, "send_mail_batch", side_effect=RuntimeError("SMTP down")), \
-                mute_logger("odoo.addons.subscription_billing.models.subscription"):
+                mute_logger("odoo.addons.subscription_billing.models.subscription_billing"):
             self._run_billing()
         invoice = self._invoices(sub)
         self.assertEqual(invoice.state, "posted")
@@ -264,7 +300,7 @@ class TestBillingDetails(SubscriptionCommon):
             return original(records, *args, **kwargs)
 
         with patch.object(Sub, "_bill", crashing_bill), \
-                mute_logger("odoo.addons.base.models.ir_cron", "odoo.addons.subscription_billing.models.subscription"):
+                mute_logger("odoo.addons.base.models.ir_cron", "odoo.addons.subscription_billing.models.subscription_billing"):
             self._run_billing()
         self.assertEqual(len(subs.invoice_ids), 2, "the first batch was committed, the second rolled back")
         self._run_billing()
