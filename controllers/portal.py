@@ -1,67 +1,87 @@
 from werkzeug.exceptions import Forbidden, NotFound
 
 from odoo import http
-from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.exceptions import AccessError, MissingError, UserError, ValidationError
 from odoo.http import request
-from odoo.tools import consteq
 
 from odoo.addons.payment import utils as payment_utils
 from odoo.addons.payment.controllers.portal import PaymentPortal
 from odoo.addons.portal.controllers.portal import pager as portal_pager
 
-SORTINGS = {
-    "date": {"label": "Newest", "order": "date_start desc, id desc"},
-    "name": {"label": "Reference", "order": "name"},
-    "next": {"label": "Next invoice", "order": "next_invoice_date, id"},
-    "state": {"label": "Status", "order": "state, id desc"},
-}
-FILTERS = {
-    "all": {"label": "All", "domain": []},
-    "active": {"label": "Active", "domain": [("state", "=", "active")]},
-    "attention": {"label": "Needs attention", "domain": [("state", "in", ("past_due", "suspended"))]},
-    "past_due": {"label": "Past due", "domain": [("state", "=", "past_due")]},
-    "suspended": {"label": "Suspended", "domain": [("state", "=", "suspended")]},
-    "closed": {"label": "Ended", "domain": [("state", "in", ("expired", "cancelled"))]},
-}
-
 
 class SubscriptionPortal(PaymentPortal):
     """``/my/subscriptions``: a customer's subscriptions, autopay enrollment and renewal.
 
-    Every route finds the subscription through ``_subscription_check_access``: the
-    customer's own commercial entity when logged in, or the subscription's access
-    token (e-mail links). Anything else is a 404 that changes nothing.
+    Who sees a subscription is decided by access rights and record rules (the portal rule
+    gives portal users their commercial entity's subscriptions), or by the subscription's
+    access token (e-mail links), through Odoo's ``_document_check_access``; anything else is
+    a 404 that changes nothing. Who may *act* on it: the customer (a portal user of its
+    commercial entity, or whoever holds its access token) and internal users within their
+    own back-office rights. Every change is attributed to who made it.
     """
 
-    # ------------------------------------------------------------------ helpers
+    # === HELPERS === #
+
+    def _subscription_sortings(self):
+        return {
+            "date": {"label": request.env._("Newest"), "order": "date_start desc, id desc"},
+            "name": {"label": request.env._("Reference"), "order": "name"},
+            "next": {"label": request.env._("Next invoice"), "order": "next_invoice_date, id"},
+            "state": {"label": request.env._("Status"), "order": "state, id desc"},
+        }
+
+    def _subscription_filters(self):
+        return {
+            "all": {"label": request.env._("All"), "domain": []},
+            "active": {"label": request.env._("Active"), "domain": [("state", "=", "active")]},
+            "attention": {"label": request.env._("Needs attention"),
+                          "domain": [("state", "in", ("past_due", "suspended"))]},
+            "past_due": {"label": request.env._("Past due"), "domain": [("state", "=", "past_due")]},
+            "suspended": {"label": request.env._("Suspended"), "domain": [("state", "=", "suspended")]},
+            "closed": {"label": request.env._("Ended"), "domain": [("state", "in", ("expired", "cancelled"))]},
+        }
+
     def _prepare_home_portal_values(self, counters):
         values = super()._prepare_home_portal_values(counters)
         if "subscription_count" in counters:
-            values["subscription_count"] = request.env["subscription.subscription"].sudo().search_count(
-                self._subscription_domain())
+            Subscription = request.env["subscription.subscription"]
+            values["subscription_count"] = (
+                Subscription.search_count(self._subscription_domain()) if Subscription.has_access("read") else 0
+            )
         return values
 
     def _subscription_domain(self):
+        """The visitor's own subscriptions in their list (the record rules decide what exists)."""
         partner = request.env.user.partner_id
         return [
             ("commercial_partner_id", "=", partner.commercial_partner_id.id),
             "|", ("state", "!=", "draft"), ("autopay_requested", "=", True),
         ]
 
-    def _subscription_check_access(self, sub_id, access_token=None):
-        """The subscription as sudo if this visitor may see it, else NotFound."""
-        sub = request.env["subscription.subscription"].sudo().browse(sub_id).exists()
-        if not sub:
-            raise NotFound()
-        if access_token and sub.access_token and consteq(sub.access_token, str(access_token)):
-            return sub
+    def _subscription_get(self, sub_id, access_token=None, act=False):
+        """The subscription (sudo) this visitor may see, or NotFound.
+
+        :param bool act: the visitor also means to change it: an internal user needs write
+            access to it in the back office, a customer (portal user of its entity or holder
+            of its access token) needs nothing more
+        :raise NotFound: the subscription does not exist or is not the visitor's to see
+        :raise Forbidden: an internal user who may see it but not change it
+        """
+        try:
+            sub_sudo = self._document_check_access("subscription.subscription", sub_id, access_token)
+        except (AccessError, MissingError) as error:
+            raise NotFound() from error
         user = request.env.user
-        if not user._is_public():
-            if sub.commercial_partner_id == user.partner_id.commercial_partner_id:
-                return sub
-            if not user.share and sub.with_user(user).has_access("read"):
-                return sub
-        raise NotFound()
+        if act and not user.share and not sub_sudo.with_user(user).has_access("write"):
+            raise Forbidden()
+        return sub_sudo
+
+    def _subscription_actor(self, sub_sudo):
+        """The partner a change made from the portal is attributed to, and whether it is the customer."""
+        user = request.env.user
+        if user._is_public():
+            return sub_sudo.partner_id, True  # the holder of the e-mail link
+        return user.partner_id, user.share
 
     def _subscription_payment_form_values(self, sub):
         """Odoo's payment form in validation mode: save a method, or pick a saved one."""
@@ -95,38 +115,43 @@ class SubscriptionPortal(PaymentPortal):
             "access_token": sub.access_token,
         }
 
-    # ------------------------------------------------------------------ pages
+    # === PAGES === #
+
     @http.route(["/my/subscriptions", "/my/subscriptions/page/<int:page>"], type="http", auth="user", website=True)
     def portal_my_subscriptions(self, page=1, sortby="date", filterby="all", **kw):
-        Subscription = request.env["subscription.subscription"].sudo()
-        sortby = sortby if sortby in SORTINGS else "date"
-        filterby = filterby if filterby in FILTERS else "all"
-        domain = self._subscription_domain() + FILTERS[filterby]["domain"]
+        Subscription = request.env["subscription.subscription"]
+        if not Subscription.has_access("read"):
+            raise NotFound()
+        sortings, filters = self._subscription_sortings(), self._subscription_filters()
+        sortby = sortby if sortby in sortings else "date"
+        filterby = filterby if filterby in filters else "all"
+        domain = self._subscription_domain() + filters[filterby]["domain"]
         count = Subscription.search_count(domain)
         pager = portal_pager(
             url="/my/subscriptions", url_args={"sortby": sortby, "filterby": filterby},
             total=count, page=page, step=self._items_per_page,
         )
         subscriptions = Subscription.search(
-            domain, order=SORTINGS[sortby]["order"], limit=self._items_per_page, offset=pager["offset"],
+            domain, order=sortings[sortby]["order"], limit=self._items_per_page, offset=pager["offset"],
         )
         request.session["my_subscriptions_history"] = subscriptions.ids[:100]
         values = self._prepare_portal_layout_values()
         values.update({
-            "subscriptions": subscriptions,
+            # Found with the visitor's rights; shown with the plan and lines they cannot read alone.
+            "subscriptions": subscriptions.sudo(),
             "page_name": "subscription",
             "pager": pager,
             "default_url": "/my/subscriptions",
-            "searchbar_sortings": SORTINGS,
+            "searchbar_sortings": sortings,
             "sortby": sortby,
-            "searchbar_filters": FILTERS,
+            "searchbar_filters": filters,
             "filterby": filterby,
         })
         return request.render("subscription_billing.portal_my_subscriptions", values)
 
     @http.route("/my/subscriptions/<int:sub_id>", type="http", auth="public", website=True)
     def portal_my_subscription(self, sub_id, access_token=None, **kw):
-        sub = self._subscription_check_access(sub_id, access_token)
+        sub = self._subscription_get(sub_id, access_token)
         invoices = sub.invoice_ids.filtered(lambda m: m.move_type == "out_invoice" and m.state == "posted")
         open_invoices = invoices.filtered_domain(request.env["account.move"]._subscription_open_domain())
         last_failure = sub.charge_ids.filtered(lambda c: c.state == "failed")[:1]
@@ -145,20 +170,18 @@ class SubscriptionPortal(PaymentPortal):
         )
         return request.render("subscription_billing.portal_subscription_page", values)
 
-    # ------------------------------------------------------------------ autopay routes
+    # === AUTOPAY ROUTES === #
+
     @http.route("/my/subscriptions/<int:sub_id>/autopay/transaction", type="jsonrpc", auth="public")
     def portal_subscription_autopay_transaction(self, sub_id, access_token=None, flow=None, provider_id=None,
                                                 payment_method_id=None, **kwargs):
         """Save a new payment method (validation transaction) that becomes the autopay method."""
-        sub = self._subscription_check_access(sub_id, access_token)
+        sub = self._subscription_get(sub_id, access_token, act=True)
         if flow not in ("redirect", "direct"):
             raise ValidationError(request.env._("Choose a new payment method to save."))
         self._validate_transaction_kwargs(kwargs)
-        kwargs.pop("token_id", None)
-        kwargs.pop("tokenization_requested", None)
-        kwargs.pop("is_validation", None)
-        kwargs.pop("amount", None)
-        kwargs.pop("landing_route", None)
+        for forced in ("token_id", "tokenization_requested", "is_validation", "amount", "landing_route"):
+            kwargs.pop(forced, None)
         provider = request.env["payment.provider"].sudo().browse(int(provider_id or 0)).exists()
         if not provider or sub._autopay_provider_problem(provider, sub.currency_id):
             raise ValidationError(request.env._("This payment provider cannot save a payment method here."))
@@ -174,12 +197,13 @@ class SubscriptionPortal(PaymentPortal):
     @http.route("/my/subscriptions/<int:sub_id>/autopay/assign", type="jsonrpc", auth="public")
     def portal_subscription_autopay_assign(self, sub_id, token_id=None, access_token=None, **kwargs):
         """Use one of the customer's saved payment methods for autopay."""
-        sub = self._subscription_check_access(sub_id, access_token)
+        sub = self._subscription_get(sub_id, access_token, act=True)
         token = request.env["payment.token"].sudo().browse(int(token_id or 0)).exists()
         if not token:
             raise AccessError(request.env._("You do not have access to this payment method."))
+        author, by_customer = self._subscription_actor(sub)
         try:
-            sub._enroll_autopay(token)  # refuses a method of another customer
+            sub._enroll_autopay(token, author=author, by_customer=by_customer)  # refuses another customer's
         except (UserError, ValidationError) as error:
             raise ValidationError(error.args[0]) from error
         return True
@@ -187,17 +211,19 @@ class SubscriptionPortal(PaymentPortal):
     @http.route("/my/subscriptions/<int:sub_id>/autopay/disable", type="http", auth="public", methods=["POST"],
                 website=True)
     def portal_subscription_autopay_disable(self, sub_id, access_token=None, **kwargs):
-        sub = self._subscription_check_access(sub_id, access_token)
+        sub = self._subscription_get(sub_id, access_token, act=True)
         if sub.payment_token_id:
-            sub._disable_autopay()
+            author, by_customer = self._subscription_actor(sub)
+            sub._disable_autopay(author=author, by_customer=by_customer)
         return request.redirect(sub.get_portal_url(query_string="&message=autopay_off"))
 
     @http.route("/my/subscriptions/<int:sub_id>/renewal/stop", type="http", auth="public", methods=["POST"],
                 website=True)
     def portal_subscription_stop_renewal(self, sub_id, access_token=None, **kwargs):
-        sub = self._subscription_check_access(sub_id, access_token)
+        sub = self._subscription_get(sub_id, access_token, act=True)
+        author, by_customer = self._subscription_actor(sub)
         try:
-            sub._stop_renewal_by_customer()
+            sub._stop_renewal_by_customer(author=author, by_customer=by_customer)
         except UserError as error:
             raise Forbidden() from error
         return request.redirect(sub.get_portal_url(query_string="&message=renewal_off"))

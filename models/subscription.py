@@ -506,17 +506,24 @@ class SubscriptionSubscription(models.Model):
         self.env["subscription.charge"]._stop_retries(self)
         return True
 
-    def _stop_renewal_by_customer(self):
-        """The customer turns off renewal at the end of the term (where the plan allows it)."""
+    def _stop_renewal_by_customer(self, author=None, by_customer=True):
+        """Renewal at the end of the term is turned off from the portal (where the plan allows it).
+
+        :param author: the ``res.partner`` the change is attributed to (default: the customer)
+        :param bool by_customer: the customer made the change (else staff, from the portal)
+        :raise UserError: the plan does not let customers stop renewal, or nothing renews
+        """
         self.ensure_one()
         if not self.plan_id.customer_can_stop_renewal or not self.auto_renew or self.state not in const.RUNNING_STATES:
             raise UserError(self.env._("The renewal of %(sub)s cannot be stopped here.", sub=self.display_name))
         self.write({"auto_renew": False})
-        self.message_post(
-            body=self.env._("The customer turned off the renewal: the subscription ends on %(date)s.",
-                            date=format_date(self.env, self.date_end)),
-            partner_ids=self.user_id.partner_id.ids,
-        )
+        author = author or self.partner_id
+        end = format_date(self.env, self.date_end)
+        body = self.env._(
+            "The customer turned off the renewal: the subscription ends on %(date)s.", date=end,
+        ) if by_customer else self.env._(
+            "%(who)s turned off the renewal: the subscription ends on %(date)s.", who=author.name, date=end)
+        self.message_post(body=body, author_id=author.id, partner_ids=self.user_id.partner_id.ids)
         return True
 
     # === TOOLING === #

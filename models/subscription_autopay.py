@@ -84,23 +84,35 @@ class SubscriptionSubscription(models.Model):
                 "%(provider)s cannot charge in %(currency)s.", provider=provider.name, currency=currency.name)
         return None
 
-    def _enroll_autopay(self, token):
+    def _enroll_autopay(self, token, author=None, by_customer=True):
         """Make ``token`` the subscription's autopay method (from the portal or a setup link).
 
         A draft subscription starts; open invoices of a past due or suspended one are
         charged on the next autopay run, which is woken up now.
+
+        :param token: a ``payment.token`` of the customer's commercial entity
+        :param author: the ``res.partner`` the change is attributed to (default: the customer)
+        :param bool by_customer: the customer made the change (else staff, from the portal)
+        :raise UserError: the subscription is closed
+        :raise ValidationError: the method is another customer's or cannot be charged
         """
         self.ensure_one()
         if self.state in const.CLOSED_STATES:
             raise UserError(self.env._("%(sub)s is closed.", sub=self.display_name))
         previous = self.payment_token_id
         self.write({"payment_token_id": token.id, "autopay_requested": False})
-        self.message_post(body=self.env._(
-            "Autopay set up by the customer with %(method)s.", method=token.display_name,
-        ) if not previous else self.env._(
-            "The customer replaced the autopay method %(old)s with %(new)s.",
-            old=previous.display_name, new=token.display_name,
-        ))
+        author = author or self.partner_id
+        if by_customer:
+            body = self.env._(
+                "Autopay set up by the customer with %(method)s.", method=token.display_name,
+            ) if not previous else self.env._(
+                "The customer replaced the autopay method %(old)s with %(new)s.",
+                old=previous.display_name, new=token.display_name,
+            )
+        else:
+            body = self.env._("%(who)s set the autopay method to %(method)s.", who=author.name,
+                              method=token.display_name)
+        self.message_post(body=body, author_id=author.id)
         if self.state == "draft":
             self.action_start()
         open_invoices = self.invoice_ids.sudo().filtered_domain(self.env["account.move"]._subscription_open_domain())
@@ -111,13 +123,22 @@ class SubscriptionSubscription(models.Model):
             self.env.ref("subscription_billing.ir_cron_charge_autopay")._trigger()
         return True
 
-    def _disable_autopay(self):
-        """The customer turns autopay off: invoices must then be paid by hand."""
+    def _disable_autopay(self, author=None, by_customer=True):
+        """Autopay is turned off (from the portal): invoices must then be paid by hand.
+
+        :param author: the ``res.partner`` the change is attributed to (default: the customer)
+        :param bool by_customer: the customer made the change (else staff, from the portal)
+        :raise UserError: the subscription is not on autopay
+        """
         self.ensure_one()
         if not self.payment_token_id:
             raise UserError(self.env._("%(sub)s is not on autopay.", sub=self.display_name))
         self.write({"payment_token_id": False})
         self.env["subscription.charge"]._stop_retries(self)
-        self.message_post(body=self.env._(
-            "The customer turned autopay off: invoices are now e-mailed to be paid by hand."))
+        author = author or self.partner_id
+        body = self.env._(
+            "The customer turned autopay off: invoices are now e-mailed to be paid by hand.",
+        ) if by_customer else self.env._(
+            "%(who)s turned autopay off: invoices are now e-mailed to be paid by hand.", who=author.name)
+        self.message_post(body=body, author_id=author.id)
         return True

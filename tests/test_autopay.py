@@ -606,7 +606,7 @@ class TestAutopayRetryDate(AutopayCommon):
         self.assertEqual(len(sub.charge_ids), 2)
 
     def test_retry_now_that_fails_follows_the_retry_schedule(self):
-        sub, charge = self._failed_once()
+        _sub, charge = self._failed_once()
         with freeze_time("2026-05-01 15:00:00"):
             new = self._retry_now(charge)
         self.assertEqual((new.attempt, new.state, new.next_retry_date), (2, "failed", date(2026, 5, 4)))

@@ -300,7 +300,8 @@ class TestBillingDetails(SubscriptionCommon):
             return original(records, *args, **kwargs)
 
         with patch.object(Sub, "_bill", crashing_bill), \
-                mute_logger("odoo.addons.base.models.ir_cron", "odoo.addons.subscription_billing.models.subscription_billing"):
+                mute_logger("odoo.addons.base.models.ir_cron",
+                            "odoo.addons.subscription_billing.models.subscription_billing"):
             self._run_billing()
         self.assertEqual(len(subs.invoice_ids), 2, "the first batch was committed, the second rolled back")
         self._run_billing()

@@ -42,10 +42,19 @@ class TestSubscriptionSecurity(SubscriptionCommon):
             self.sub.with_user(self.employee).action_generate_invoice()
 
     def test_portal_user_has_no_backoffice_access(self):
-        for model in ("subscription.subscription", "subscription.plan", "subscription.line",
-                      "subscription.pricing", "subscription.close.reason"):
+        for model in ("subscription.plan", "subscription.line",
+                      "subscription.pricing", "subscription.close.reason", "subscription.charge"):
             with self.assertRaises(AccessError):
                 self.env[model].with_user(self.portal_user).search([])
+        # Subscriptions: only their own commercial entity's, read only (the portal's record rule).
+        Sub = self.env["subscription.subscription"].with_user(self.portal_user)
+        self.assertFalse(Sub.search([]), "another customer's subscription does not exist for them")
+        with self.assertRaises(AccessError):
+            Sub.browse(self.sub.id).read(["name"])
+        own = self._create_subscription(partner=self.portal_user.partner_id)
+        self.assertEqual(Sub.search([]), own)
+        with self.assertRaises(AccessError):
+            own.with_user(self.portal_user).write({"note": "mine"})
 
     def test_other_company_cannot_see(self):
         Sub = self.env["subscription.subscription"].with_user(self.user_b)
