@@ -92,3 +92,9 @@ STATE_TRANSITIONS = {
 
 # Activity type of a billing failure episode (one open activity per subscription until billed).
 ACTIVITY_BILLING_FAILED = "subscription_billing.mail_activity_type_billing_failed"
+
+# Fields of a subscription only these groups read (amounts, lines, payments, failure details);
+# every employee reads its standing (state, plan, dates) to tell whether a customer is eligible.
+SUBSCRIPTION_DETAIL_GROUPS = (
+    "subscription_billing.group_subscription_viewer,subscription_billing.group_subscription_user"
+)

@@ -93,9 +93,11 @@ class SubscriptionPortal(PaymentPortal):
         payment_methods_sudo = request.env["payment.method"].sudo()._get_compatible_payment_methods(
             providers_sudo.ids, partner.id, force_tokenization=True,
         )
+        # Only what enrolling would accept (never another company's provider, nor one that
+        # cannot charge saved methods), and not the method already in use.
         tokens_sudo = request.env["payment.token"].sudo()._get_available_tokens(
             providers_sudo.ids, partner.id, is_validation=True,
-        ).filtered(lambda t: t.partner_id.commercial_partner_id == sub.commercial_partner_id)
+        ) & sub._autopay_usable_tokens()
         return {
             "mode": "validation",
             "allow_token_selection": True,
@@ -198,9 +200,11 @@ class SubscriptionPortal(PaymentPortal):
     def portal_subscription_autopay_assign(self, sub_id, token_id=None, access_token=None, **kwargs):
         """Use one of the customer's saved payment methods for autopay."""
         sub = self._subscription_get(sub_id, access_token, act=True)
-        token = request.env["payment.token"].sudo().browse(int(token_id or 0)).exists()
+        # Another customer's method, one that cannot be used and one that does not exist get
+        # the same answer, which names none of them.
+        token = sub._autopay_usable_tokens().filtered(lambda t: str(t.id) == str(token_id))
         if not token:
-            raise AccessError(request.env._("You do not have access to this payment method."))
+            raise ValidationError(request.env._("This payment method cannot be used for this subscription."))
         author, by_customer = self._subscription_actor(sub)
         try:
             sub._enroll_autopay(token, author=author, by_customer=by_customer)  # refuses another customer's

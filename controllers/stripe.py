@@ -1,4 +1,6 @@
+import json
 import logging
+import time
 
 from werkzeug.exceptions import BadRequest, Forbidden
 
@@ -43,12 +45,21 @@ class SubscriptionStripeController(StripeController):
         return super().stripe_webhook()
 
     def _subscription_verified_event(self):
+        """The event, once its signature is valid and its timestamp within the tolerance.
+
+        :raise Forbidden: (403) no, a forged or a stale signature, or one dated in the future
+            beyond the tolerance (the SDK only refuses old ones); no signing secret configured
+        :raise BadRequest: (400) a signed payload that is not a Stripe event
+        """
         if stripe is None:
             raise Forbidden()
         payload = request.httprequest.get_data()
         signature = request.httprequest.headers.get("Stripe-Signature")
         if not signature:
             _logger.warning("Stripe webhook without signature refused")
+            raise Forbidden()
+        if not self._subscription_signature_is_timely(signature):
+            _logger.warning("Stripe webhook with a signature timestamp outside the tolerance refused")
             raise Forbidden()
         providers = request.env["payment.provider"].sudo().search(
             [("code", "=", "stripe"), ("state", "!=", "disabled")]
@@ -59,16 +70,38 @@ class SubscriptionStripeController(StripeController):
             raise Forbidden()
         for secret in secrets:
             try:
-                event = stripe.Webhook.construct_event(
-                    payload, signature, secret, tolerance=const.STRIPE_WEBHOOK_TOLERANCE,
+                stripe.WebhookSignature.verify_header(
+                    payload.decode("utf-8", "replace"), signature, secret, tolerance=const.STRIPE_WEBHOOK_TOLERANCE,
                 )
             except stripe.SignatureVerificationError:
                 continue
-            except ValueError as error:  # signed but not JSON
-                raise BadRequest() from error
-            return event.to_dict()
+            return self._subscription_parse_event(payload)
         _logger.warning("Stripe webhook with an invalid or stale signature refused")
         raise Forbidden()
+
+    @staticmethod
+    def _subscription_parse_event(payload):
+        """The event of a verified payload, or BadRequest when it is not a Stripe event."""
+        try:
+            event = json.loads(payload)
+        except ValueError as error:
+            raise BadRequest() from error
+        if not (isinstance(event, dict) and isinstance(event.get("id"), str) and isinstance(event.get("type"), str)
+                and isinstance(event.get("data"), dict) and isinstance(event["data"].get("object"), dict)):
+            _logger.warning("Signed Stripe webhook that is not an event refused")
+            raise BadRequest()
+        return event
+
+    @staticmethod
+    def _subscription_signature_is_timely(header):
+        """True when the ``t=`` timestamp of a ``Stripe-Signature`` header is within the tolerance
+        of now, in either direction (https://docs.stripe.com/webhooks#replay-attacks)."""
+        stamps = [item.split("=", 1)[1] for item in header.split(",") if item.strip().startswith("t=")]
+        try:
+            stamp = int(stamps[0])
+        except (IndexError, ValueError):
+            return False
+        return abs(time.time() - stamp) <= const.STRIPE_WEBHOOK_TOLERANCE
 
     @staticmethod
     def _subscription_find_charge_tx(intent):

@@ -61,7 +61,9 @@ class SubscriptionSubscription(models.Model):
         compute="_compute_auto_renew", store=True, readonly=False, precompute=True, tracking=True,
         help="At the end of the term, start another term automatically instead of expiring.",
     )
-    line_ids = fields.One2many("subscription.line", "subscription_id", string="Lines", copy=True)
+    line_ids = fields.One2many(
+        "subscription.line", "subscription_id", string="Lines", copy=True, groups=const.SUBSCRIPTION_DETAIL_GROUPS,
+    )
     fiscal_position_id = fields.Many2one(
         "account.fiscal.position", compute="_compute_fiscal_position_id", store=True, readonly=False,
         precompute=True, check_company=True,
@@ -84,27 +86,45 @@ class SubscriptionSubscription(models.Model):
         help="Changes only through the lifecycle actions and the scheduled actions.",
     )
     close_reason_id = fields.Many2one("subscription.close.reason", tracking=True, copy=False)
-    close_note = fields.Text(copy=False)
+    close_note = fields.Text(
+        copy=False, groups=const.SUBSCRIPTION_DETAIL_GROUPS,
+    )
     date_closed = fields.Date(copy=False, readonly=True)
-    note = fields.Html(string="Terms and conditions")
+    note = fields.Html(
+        string="Terms and conditions", groups=const.SUBSCRIPTION_DETAIL_GROUPS,
+    )
     sale_order_id = fields.Many2one(
         "sale.order", string="Sales order", copy=False, readonly=True, index="btree_not_null",
         help="The confirmed quotation this subscription was started from.",
     )
 
-    amount_untaxed = fields.Monetary(compute="_compute_amounts", store=True, string="Untaxed amount")
-    amount_tax = fields.Monetary(compute="_compute_amounts", store=True, string="Taxes")
-    amount_total = fields.Monetary(compute="_compute_amounts", store=True, string="Total per period")
+    amount_untaxed = fields.Monetary(
+        compute="_compute_amounts", store=True, string="Untaxed amount", groups=const.SUBSCRIPTION_DETAIL_GROUPS,
+    )
+    amount_tax = fields.Monetary(
+        compute="_compute_amounts", store=True, string="Taxes", groups=const.SUBSCRIPTION_DETAIL_GROUPS,
+    )
+    amount_total = fields.Monetary(
+        compute="_compute_amounts", store=True, string="Total per period", groups=const.SUBSCRIPTION_DETAIL_GROUPS,
+    )
     company_currency_id = fields.Many2one(related="company_id.currency_id", string="Company currency")
     recurring_monthly = fields.Monetary(
         compute="_compute_recurring_monthly", store=True, currency_field="company_currency_id",
         string="MRR", aggregator="sum",
         help="Untaxed recurring revenue normalized to one month, in the company currency.",
+        groups=const.SUBSCRIPTION_DETAIL_GROUPS,
     )
 
-    invoice_ids = fields.One2many("account.move", "subscription_id", string="Invoices", readonly=True)
-    charge_ids = fields.One2many("subscription.charge", "subscription_id", string="Autopay charges", readonly=True)
-    invoice_count = fields.Integer(compute="_compute_invoice_count")
+    invoice_ids = fields.One2many(
+        "account.move", "subscription_id", string="Invoices", readonly=True, groups=const.SUBSCRIPTION_DETAIL_GROUPS,
+    )
+    charge_ids = fields.One2many(
+        "subscription.charge", "subscription_id", string="Autopay charges", readonly=True,
+        groups=const.SUBSCRIPTION_DETAIL_GROUPS,
+    )
+    invoice_count = fields.Integer(
+        compute="_compute_invoice_count", groups=const.SUBSCRIPTION_DETAIL_GROUPS,
+    )
     is_expiring = fields.Boolean(
         compute="_compute_is_expiring", search="_search_is_expiring", string="Expiring soon",
     )
@@ -298,6 +318,7 @@ class SubscriptionSubscription(models.Model):
 
     def write(self, vals):
         if "state" in vals and self.env.context.get("subscription_state_change") is not _STATE_CHANGE:
+            self.check_access("write")  # who may not write at all hears that first
             changed = self.filtered(lambda s: s.state != vals["state"])
             if changed:
                 raise UserError(self.env._(

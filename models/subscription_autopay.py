@@ -15,6 +15,7 @@ class SubscriptionSubscription(models.Model):
         "payment.token", string="Autopay payment method", tracking=True, copy=False,
         domain="[('partner_id', 'child_of', commercial_partner_id)]", check_company=True,
         help="Saved payment method charged automatically for each invoice.",
+        groups=const.SUBSCRIPTION_DETAIL_GROUPS,
     )
     autopay_requested = fields.Boolean(
         string="Awaiting payment method", copy=False, tracking=True,
@@ -83,6 +84,19 @@ class SubscriptionSubscription(models.Model):
             return "currency_not_supported", self.env._(
                 "%(provider)s cannot charge in %(currency)s.", provider=provider.name, currency=currency.name)
         return None
+
+    def _autopay_usable_tokens(self):
+        """The saved payment methods autopay can charge for this subscription.
+
+        :return: ``payment.token`` records (sudo): active, of the customer's commercial entity,
+            of a provider of the subscription's company that can charge saved methods in its
+            currency (what ``_check_payment_token`` accepts)
+        """
+        self.ensure_one()
+        tokens = self.env["payment.token"].sudo().search([
+            ("partner_id", "child_of", self.commercial_partner_id.id),
+        ])
+        return tokens.filtered(lambda token: not self._autopay_problem(token, self.currency_id))
 
     def _enroll_autopay(self, token, author=None, by_customer=True):
         """Make ``token`` the subscription's autopay method (from the portal or a setup link).

@@ -26,8 +26,11 @@ class SubscriptionSubscription(models.Model):
     billing_failed_on = fields.Date(
         copy=False, readonly=True,
         help="Day the billing day last failed for this subscription; it is retried the next day.",
+        groups=const.SUBSCRIPTION_DETAIL_GROUPS,
     )
-    billing_error = fields.Text(copy=False, readonly=True)
+    billing_error = fields.Text(
+        copy=False, readonly=True, groups=const.SUBSCRIPTION_DETAIL_GROUPS,
+    )
 
     # === ACTION METHODS === #
 

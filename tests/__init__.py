@@ -9,3 +9,4 @@ from . import test_autopay
 from . import test_stripe
 from . import test_portal
 from . import test_portal_tours
+from . import test_access

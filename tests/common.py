@@ -45,7 +45,7 @@ class SubscriptionCommon(TransactionCase):
         cls.partner = cls.env["res.partner"].create({"name": "Ada Reader", "email": "ada@example.com"})
         cls.partner_b = cls.env["res.partner"].create({"name": "Bob Reader", "email": "bob@example.com"})
         cls.sales_user = new_test_user(
-            cls.env, login="sub_sales", groups="sales_team.group_sale_salesman", name="Sam Sales",
+            cls.env, login="sub_sales", groups="sales_team.group_sale_salesman_all_leads", name="Sam Sales",
             email="sam@example.com",
         )
 

@@ -174,13 +174,16 @@ class TestAutopayOutcomes(AutopayCommon):
         self.assertEqual(sub.state, "active")
 
     def test_support_staff_read_the_payment_history(self):
-        employee = new_test_user(self.env, login="sub_support", groups="base.group_user")
+        support = new_test_user(self.env, login="sub_support", groups="subscription_billing.group_subscription_viewer")
         sub = self._create_autopay_subscription("error", date_start="2026-05-01")
         self._bill_and_charge("2026-05-01")
-        [values] = sub.with_user(employee).charge_ids.read(["state", "failure_message", "token_id", "amount"])
+        [values] = sub.with_user(support).charge_ids.read(["state", "failure_message", "token_id", "amount"])
         self.assertEqual(values["state"], "failed")
         with self.assertRaises(AccessError):
-            sub.charge_ids.with_user(employee).write({"needs_review": True})
+            sub.charge_ids.with_user(support).write({"needs_review": True})
+        employee = new_test_user(self.env, login="sub_employee_only", groups="base.group_user")
+        with self.assertRaises(AccessError):
+            sub.with_user(employee).charge_ids.read(["failure_message"])
 
     def test_only_subscription_administrators_settle_charges_by_hand(self):
         sub = self._create_autopay_subscription("pending", date_start="2026-05-01")

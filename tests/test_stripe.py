@@ -1,3 +1,4 @@
+import json
 import socket
 import threading
 import time
@@ -307,3 +308,33 @@ class TestStripeWebhook(StripeSetupMixin, AutopayCommon, HttpCase):
                     self.assertIn(response.status_code, (400, 403))
         self.assertEqual((self.charge.state, self.tx.state), ("pending", "pending"))
         self.assertFalse(self.env["subscription.stripe.event"].sudo().search([("event_id", "=", "evt_forged")]))
+
+    def test_signed_payloads_that_are_not_events_get_400_and_change_nothing(self):
+        intent = self._intent("succeeded")
+        bodies = {
+            "no id": {"object": "event", "type": "payment_intent.succeeded", "data": {"object": intent}},
+            "no type": {"id": "evt_no_type", "object": "event", "data": {"object": intent}},
+            "no object": {"id": "evt_no_object", "object": "event", "type": "payment_intent.succeeded", "data": {}},
+            "id not text": {"id": 42, "object": "event", "type": "payment_intent.succeeded",
+                            "data": {"object": intent}},
+            "a list": [intent],
+        }
+        with mute_logger(*MUTED, "odoo.addons.subscription_billing.controllers.stripe"):
+            for name, body in bodies.items():
+                with self.subTest(name):
+                    payload = json.dumps(body)
+                    response = self._post(payload, signed_event_headers(payload))
+                    self.assertEqual(response.status_code, 400)
+        self.assertEqual((self.charge.state, self.tx.state), ("pending", "pending"))
+        self.assertFalse(self.env["subscription.stripe.event"].sudo().search([]))
+
+    def test_signatures_dated_in_the_future_are_refused_beyond_the_tolerance(self):
+        payload = event_payload("evt_future", "payment_intent.succeeded", self._intent("succeeded"))
+        with mute_logger(*MUTED, "odoo.addons.subscription_billing.controllers.stripe"):
+            response = self._post(payload, signed_event_headers(payload, timestamp=int(time.time()) + 3600))
+        self.assertEqual(response.status_code, 403)
+        self.assertEqual(self.charge.state, "pending")
+        # A clock a minute ahead is within the tolerance (Stripe's own default is 5 minutes).
+        response = self._post(payload, signed_event_headers(payload, timestamp=int(time.time()) + 60))
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(self.charge.state, "done")

@@ -1,0 +1,225 @@
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import new_test_user, tagged
+from odoo.tests.common import JsonRpcException
+from odoo.tools import mute_logger
+
+from .test_portal import PortalCommon
+
+HIDDEN_FROM_EMPLOYEES = ("amount_total", "recurring_monthly", "payment_token_id", "charge_ids", "line_ids",
+                         "billing_error")
+
+
+@tagged("post_install", "-at_install")
+class TestRoles(PortalCommon):
+    """Everyone sees and does exactly what their role allows, through every door."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.own_sales = new_test_user(cls.env, login="own_sales", groups="sales_team.group_sale_salesman",
+                                      name="Olga Own")
+        cls.all_sales = new_test_user(cls.env, login="all_sales", name="Alan All",
+                                      groups="sales_team.group_sale_salesman_all_leads")
+        cls.employee = new_test_user(cls.env, login="support", groups="base.group_user", name="Sue Support",
+                                     password="support_pw_123")
+        cls.viewer = new_test_user(cls.env, login="viewer", name="Vic Viewer",
+                                   groups="subscription_billing.group_subscription_viewer")
+        cls.accountant = new_test_user(cls.env, login="accountant", groups="account.group_account_invoice",
+                                       name="Ann Accounts")
+        cls.company_b = cls.env["res.company"].create({"name": "Other Magazine (roles)"})
+        cls.other_company_user = new_test_user(
+            cls.env, login="other_company", groups="sales_team.group_sale_manager",
+            company_id=cls.company_b.id, company_ids=[cls.company_b.id],
+        )
+        cls.mine = cls._create_subscription(partner=cls.partner, user_id=cls.own_sales.id)
+        cls.unassigned = cls._create_subscription(partner=cls.partner, user_id=False)
+        cls.theirs = cls.sub_bob  # another salesperson's (the creator's)
+
+    # ------------------------------------------------------------------ back office roles
+
+    def test_own_documents_salesperson_sees_and_edits_only_their_own_and_unassigned(self):
+        Sub = self.env["subscription.subscription"].with_user(self.own_sales)
+        visible = Sub.search([("id", "in", (self.mine | self.unassigned | self.theirs).ids)])
+        self.assertEqual(visible, self.mine | self.unassigned)
+        with self.assertRaises(AccessError):
+            Sub.browse(self.theirs.id).read(["name"])
+        with self.assertRaises(AccessError):
+            Sub.browse(self.theirs.id).write({"note": "mine now"})
+        with self.assertRaises(AccessError):
+            Sub.browse(self.theirs.id).action_suspend()
+        with self.assertRaises(AccessError):
+            Sub.create({"partner_id": self.partner.id, "plan_id": self.plan_monthly.id,
+                        "user_id": self.all_sales.id, "line_ids": [(0, 0, {"product_id": self.product.id})]})
+        Sub.browse(self.mine.id).action_suspend()
+        self.assertEqual(self.mine.state, "suspended")
+        self.assertEqual(self.theirs.state, "active")
+        self.assertFalse(self.theirs.note)
+        created = Sub.create({"partner_id": self.partner.id, "plan_id": self.plan_monthly.id,
+                              "line_ids": [(0, 0, {"product_id": self.product.id})]})
+        self.assertEqual(created.user_id, self.own_sales)
+
+    def test_all_documents_salesperson_sees_and_edits_all(self):
+        Sub = self.env["subscription.subscription"].with_user(self.all_sales)
+        self.assertEqual(Sub.search([("id", "in", (self.mine | self.theirs).ids)]), self.mine | self.theirs)
+        Sub.browse(self.theirs.id).write({"note": "<p>Called the customer</p>"})
+        self.assertIn("Called", self.theirs.note)
+        with self.assertRaises(AccessError):
+            self.plan_monthly.with_user(self.all_sales).write({"name": "Renamed"})
+
+    def test_employees_see_the_standing_but_not_the_money(self):
+        Sub = self.env["subscription.subscription"].with_user(self.employee)
+        record = Sub.browse(self.theirs.id)
+        self.assertEqual((record.state, record.plan_id, record.next_invoice_date),
+                         (self.theirs.state, self.theirs.plan_id, self.theirs.next_invoice_date))
+        for field in HIDDEN_FROM_EMPLOYEES:
+            with self.subTest(field=field), self.assertRaises(AccessError):
+                record.read([field])
+        for model in ("subscription.charge", "subscription.line"):
+            with self.subTest(model=model), self.assertRaises(AccessError):
+                self.env[model].with_user(self.employee).search([])
+        with self.assertRaises(AccessError):
+            record.write({"note": "x"})
+        partner = self.partner_b.with_user(self.employee)
+        self.assertEqual(partner.subscription_status, "active")
+        self.assertIn(self.theirs, partner.subscription_ids)
+        # The contact form and the subscription list open for them, without the money.
+        form = self.env["res.partner"].with_user(self.employee).get_views([(False, "form")])
+        self.assertIn("subscription_status", form["views"]["form"]["arch"])
+        views = Sub.get_views([(False, "list"), (False, "form"), (False, "kanban")])
+        for view in views["views"].values():
+            self.assertNotIn('name="amount_total"', view["arch"])
+            self.assertNotIn('name="payment_token_id"', view["arch"])
+        # What the web client then reads for those views is readable (no access error on open).
+        fields = views["models"]["subscription.subscription"]["fields"]
+        [values] = record.web_read({name: {} for name in fields})
+        self.assertEqual(values["state"], self.theirs.state)
+
+    def test_the_viewer_group_reads_everything_and_changes_nothing(self):
+        record = self.env["subscription.subscription"].with_user(self.viewer).browse(self.theirs.id)
+        self.assertEqual(record.amount_total, self.theirs.amount_total)
+        self.assertTrue(self.env["subscription.charge"].with_user(self.viewer).search_count([]) >= 0)
+        with self.assertRaises(AccessError):
+            record.write({"note": "x"})
+        with self.assertRaises(AccessError):
+            record.action_suspend()
+        self.assertEqual(self.theirs.state, "active")
+
+    def test_accountant_registers_payments_but_does_not_manage_subscriptions(self):
+        record = self.env["subscription.subscription"].with_user(self.accountant).browse(self.theirs.id)
+        with self.assertRaises(AccessError):
+            record.action_suspend()
+        with self.assertRaises(AccessError):
+            record.read(["amount_total"])
+        self.assertEqual(self.theirs.state, "active")
+
+    def test_another_company_sees_nothing(self):
+        Sub = self.env["subscription.subscription"].with_user(self.other_company_user)
+        self.assertFalse(Sub.search([]))
+        with self.assertRaises(AccessError):
+            Sub.browse(self.theirs.id).read(["name"])
+
+    def test_nobody_forces_a_state(self):
+        self.theirs.action_cancel()
+        self.mine.action_cancel()
+        for user, sub, error in ((self.all_sales, self.theirs, UserError), (self.own_sales, self.mine, UserError),
+                                 (self.own_sales, self.theirs, AccessError), (self.employee, self.theirs, AccessError),
+                                 (self.viewer, self.theirs, AccessError)):
+            with self.subTest(user=user.login, sub=sub.name), self.assertRaises(error):
+                sub.with_user(user).write({"state": "active"})
+        self.assertEqual((self.theirs.state, self.mine.state), ("cancelled", "cancelled"))
+
+    # ------------------------------------------------------------------ portal routes
+
+    def _post_portal(self, sub, action, **data):
+        url = f"/my/subscriptions/{sub.id}/{action}"
+        data.setdefault("csrf_token", self._csrf(sub.get_portal_url()))
+        with mute_logger("odoo.http", "werkzeug"):
+            response = self.url_open(url, data=data)
+        self.env.invalidate_all()
+        return response
+
+    def test_an_employee_cannot_act_on_a_customers_subscription_in_the_portal(self):
+        self.plan_monthly.customer_can_stop_renewal = True
+        self.theirs.payment_token_id = self.token_bob
+        self.authenticate("support", "support_pw_123")
+        self.assertEqual(self._page(self.theirs.get_portal_url()).status_code, 200, "they may look")
+        self.assertEqual(self._post_portal(self.theirs, "autopay/disable").status_code, 403)
+        self.assertEqual(self._post_portal(self.theirs, "renewal/stop").status_code, 403)
+        with self.assertRaises(JsonRpcException), mute_logger("odoo.http"):
+            self._rpc(f"/my/subscriptions/{self.theirs.id}/autopay/assign", token_id=self.token_bob.id)
+        self.assertEqual((self.theirs.payment_token_id, self.theirs.auto_renew), (self.token_bob, True))
+        self.assertFalse(any("turned" in str(body) for body in self.theirs.message_ids.mapped("body")))
+
+    def test_staff_with_rights_act_in_the_portal_under_their_own_name(self):
+        self.theirs.payment_token_id = self.token_bob
+        self.all_sales.password = "all_sales_pw_123"
+        self.authenticate("all_sales", "all_sales_pw_123")
+        self.assertEqual(self._post_portal(self.theirs, "autopay/disable").status_code, 200)
+        self.assertFalse(self.theirs.payment_token_id)
+        message = self.theirs.message_ids.filtered(lambda m: "turned autopay off" in str(m.body))
+        self.assertEqual(message.author_id, self.all_sales.partner_id)
+        self.assertIn("Alan All turned autopay off", str(message.body))
+        self.assertNotIn("The customer", str(message.body))
+
+    def test_the_customer_acts_under_the_customers_name(self):
+        self.sub_ada.payment_token_id = self.token_ada
+        response = self._post_portal(self.sub_ada, "autopay/disable", access_token=self.sub_ada.access_token)
+        self.assertEqual(response.status_code, 200)
+        message = self.sub_ada.message_ids.filtered(lambda m: "turned autopay off" in str(m.body))
+        self.assertEqual(message.author_id, self.partner)
+        self.assertIn("The customer turned autopay off", str(message.body))
+
+    def test_an_own_documents_salesperson_cannot_reach_another_salespersons_subscription(self):
+        self.own_sales.password = "own_sales_pw_123"
+        self.authenticate("own_sales", "own_sales_pw_123")
+        with mute_logger("odoo.http", "werkzeug"):
+            self.assertEqual(self._page(self.theirs.get_portal_url().split("?")[0]).status_code, 404)
+
+    def test_public_visitors_need_the_token(self):
+        self.sub_ada.payment_token_id = self.token_ada
+        with mute_logger("odoo.http", "werkzeug"):
+            response = self.url_open(f"/my/subscriptions/{self.sub_ada.id}/autopay/disable",
+                                     data={"csrf_token": self._csrf(self.sub_ada.get_portal_url())})
+        self.assertEqual(response.status_code, 404)
+        self.env.invalidate_all()
+        self.assertEqual(self.sub_ada.payment_token_id, self.token_ada)
+
+    # ------------------------------------------------------------------ what errors reveal
+
+    def test_payment_methods_of_others_get_the_answer_of_one_that_does_not_exist(self):
+        self.authenticate("ada_portal", "ada_portal_pw")
+        answers = set()
+        missing_id = self.env["payment.token"].sudo().search([], order="id desc", limit=1).id + 1000
+        for token_id in (self.token_bob.id, missing_id, "not a number"):
+            with self.subTest(token_id=token_id), self.assertRaises(JsonRpcException) as caught, \
+                    mute_logger("odoo.http"):
+                self._rpc(f"/my/subscriptions/{self.sub_ada.id}/autopay/assign", token_id=token_id,
+                          access_token=self.sub_ada.access_token)
+            answers.add(str(caught.exception))
+            self.assertNotIn(self.token_bob.payment_details, str(caught.exception))
+            self.assertNotIn(self.partner_b.name, str(caught.exception))
+        self.assertEqual(len(answers), 1, "the same answer whether the method exists or not")
+        self.assertFalse(self.sub_ada.payment_token_id)
+
+    def test_linked_records_name_only_what_the_caller_may_read(self):
+        self.sub_bob.payment_token_id = self.token_bob
+        self.assertTrue(self.token_bob.get_linked_records_info())
+        for user in (self.user_ada, self.other_company_user):
+            with self.subTest(user=user.login):
+                info = self.token_bob.with_user(user).sudo(False).get_linked_records_info()
+                self.assertNotIn(self.sub_bob.name, str(info))
+
+    def test_only_usable_methods_are_offered(self):
+        other_provider = self.demo_provider.copy({"name": "Demo of the other company",
+                                                  "company_id": self.company_b.id})
+        foreign = self._create_token(partner=self.partner, provider_id=other_provider.id, payment_details="9999")
+        no_saving = self.demo_provider.copy({"name": "Demo that cannot save methods", "allow_tokenization": False})
+        unsaved = self._create_token(partner=self.partner, provider_id=no_saving.id, payment_details="8888")
+        usable = self.sub_ada._autopay_usable_tokens()
+        self.assertIn(self.token_ada, usable)
+        for token in (foreign, unsaved, self.token_bob):
+            self.assertNotIn(token, usable)
+        html = self._page(self.sub_ada.get_portal_url()).text
+        for token in (foreign, unsaved):
+            self.assertNotIn(f"o_payment_token_{token.id}", html)
+            self.assertNotIn(token.payment_details, html)
