@@ -37,6 +37,7 @@
         "views/portal_templates.xml",
         "wizards/subscription_close_wizard_views.xml",
         "wizards/subscription_enroll_wizard_views.xml",
+        "wizards/subscription_lifecycle_wizards_views.xml",
         "views/subscription_menus.xml",
     ],
     "demo": [

@@ -98,3 +98,15 @@ ACTIVITY_BILLING_FAILED = "subscription_billing.mail_activity_type_billing_faile
 SUBSCRIPTION_DETAIL_GROUPS = (
     "subscription_billing.group_subscription_viewer,subscription_billing.group_subscription_user"
 )
+
+# Dates a subscription may take, in years from today either way: beyond, a typo (1900, 9999) would
+# make one click create a century of invoices or overflow the period arithmetic.
+MAX_YEARS_FROM_TODAY = 10
+# Amounts an invoice line can hold exactly: a PostgreSQL numeric is unbounded, but Odoo computes in
+# floats (15-16 significant digits), so beyond 10^12 the cents are no longer exact.
+MAX_LINE_AMOUNT = 1e12
+MAX_QUANTITY = 1e9
+# Periods "Generate invoice now" creates inside one web request; more are left to the billing
+# day's committed batches (after the user confirms), and the billing day itself invoices at most
+# this many periods of one subscription per batch.
+MAX_PERIODS_PER_REQUEST = 24

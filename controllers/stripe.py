@@ -35,6 +35,13 @@ class SubscriptionStripeController(StripeController):
             _logger.info("Stripe event %s (%s) was already handled: ignored", event["id"], event["type"])
             return request.make_json_response("")
         stripe_object = event["data"]["object"]
+        if event["type"] == "charge.dispute.created":
+            tx_sudo = self._subscription_find_charge_tx({"id": stripe_object.get("payment_intent")})
+            if tx_sudo:
+                tx_sudo._subscription_reverse_payment(request.env._(
+                    "the customer disputed the card payment with their bank (Stripe chargeback, reason: %(reason)s).",
+                    reason=stripe_object.get("reason") or "-"))
+            return request.make_json_response("")
         if event["type"].startswith("payment_intent.") and stripe_object.get("object") == "payment_intent":
             tx_sudo = self._subscription_find_charge_tx(stripe_object)
             if tx_sudo:
@@ -108,7 +115,7 @@ class SubscriptionStripeController(StripeController):
         Tx = request.env["payment.transaction"].sudo()
         reference = (intent.get("metadata") or {}).get("odoo_reference")
         domain = [("provider_code", "=", "stripe"), ("subscription_charge_ids", "!=", False)]
-        tx = Tx.search(domain + [("provider_reference", "=", intent.get("id"))], limit=1)
+        tx = Tx.search(domain + [("provider_reference", "=", intent.get("id"))], limit=1) if intent.get("id") else Tx
         if not tx and reference:
             tx = Tx.search(domain + [("reference", "=", reference)], limit=1)
         return tx

@@ -1,5 +1,9 @@
+from datetime import timedelta
+
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 from odoo.fields import Domain
+from odoo.tools import format_amount, format_date
 
 from .. import const
 from ..tools import queue_mails
@@ -26,10 +30,11 @@ class AccountMove(models.Model):
 
     # The exactly-once guarantee of the billing day lives in the database: at most
     # one live customer invoice per subscription and period, whatever runs at once.
+    # A cancelled invoice, or one credited in full, frees its period to be invoiced again.
     _subscription_period_uniq = models.UniqueIndex(
         "(subscription_id, subscription_period_start)"
         " WHERE subscription_id IS NOT NULL AND subscription_period_start IS NOT NULL"
-        " AND move_type = 'out_invoice' AND state != 'cancel'",
+        " AND move_type = 'out_invoice' AND state != 'cancel' AND payment_state IS DISTINCT FROM 'reversed'",
         "This subscription period has already been invoiced.",
     )
 
@@ -63,15 +68,60 @@ class AccountMove(models.Model):
         return self._subscription_open_domain() & Domain("invoice_date_due", "<", today)
 
     @api.model
-    def _autopay_due_domain(self, today):
-        """Open invoices of autopay subscriptions whose (re)try date has come."""
+    def _autopay_due_domain(self, today=None):
+        """Open invoices of autopay subscriptions whose (re)try date has come in their company's
+        time zone (``today`` forces one day for every company)."""
+        per_company = [
+            Domain("company_id", "=", company.id)
+            & Domain("subscription_charge_date", "<=", today or company._subscription_today())
+            for company in self.env["res.company"].sudo().search([])
+        ]
         return (
-            Domain("subscription_charge_date", "<=", today)
+            Domain.OR(per_company)
             & self._subscription_open_domain()
             & Domain("subscription_id.state", "in", const.BILLABLE_STATES)
             # Never a second charge while one is in progress (the database refuses it too).
             & Domain("subscription_charge_ids", "not any", [("state", "=", "pending")])
         )
+
+    def action_subscription_reinvoice(self):
+        """Open *Invoice a period again* for the period of this cancelled or credited invoice."""
+        self.ensure_one()
+        action = self.subscription_id.action_open_reinvoice_wizard()
+        action["context"]["default_period_start"] = fields.Date.to_string(self.subscription_period_start)
+        return action
+
+    def _subscription_payment_undone(self):
+        """These invoices were paid and are open again (payment cancelled or reset, reconciliation
+        undone, chargeback): back into collection.
+
+        The charge that had collected them shows it was reversed; an autopay subscription gets a
+        new attempt on the retry schedule (it is past due meanwhile), a manual payer follows the
+        overdue and grace rules (past due at once when the invoice is overdue); the salesperson
+        gets an activity. At most one successful, un-reversed charge per invoice still holds.
+        """
+        invoices = self.sudo().filtered_domain(
+            self._subscription_open_domain() & Domain("subscription_id", "!=", False))
+        for invoice in invoices:
+            sub = invoice.subscription_id
+            today = invoice.company_id._subscription_today()
+            charges = invoice.subscription_charge_ids.filtered(lambda c: c.state == "done" and not c.is_reversed)
+            charges._mark_reversed(self.env._("%(invoice)s is unpaid again.", invoice=invoice.name))
+            what = self.env._("The payment of %(invoice)s was undone: the invoice is open again (%(amount)s due).",
+                              invoice=invoice.name,
+                              amount=format_amount(self.env, invoice.amount_residual, invoice.currency_id))
+            if sub.state in const.BILLABLE_STATES and sub.payment_token_id:
+                rules = self.env["subscription.retry.rule"]._get_for_company(sub.company_id)
+                retry = today + timedelta(days=rules[0][0] if rules else 1)
+                invoice.subscription_charge_date = retry
+                sub._update_state("past_due")
+                what = self.env._("%(what)s Autopay charges it again on %(date)s.", what=what,
+                                  date=format_date(self.env, retry))
+            elif sub.state == "active" and invoice.invoice_date_due and invoice.invoice_date_due < today:
+                sub._update_state("past_due")
+            sub.message_post(body=what)
+            sub._schedule_salesperson_activity(self.env._("Payment undone: %(invoice)s", invoice=invoice.name),
+                                               note=what)
 
     def _subscription_charge_autopay(self):
         """Charge these locked invoices now (a batch of the autopay run)."""
@@ -99,3 +149,36 @@ class AccountMove(models.Model):
         invoices = self.sudo().filtered(lambda m: m.partner_id.email and not m.subscription_charge_date)
         not_mailed = invoices - queue_mails(template, invoices)
         not_mailed.filtered("is_move_sent").write({"is_move_sent": False})
+
+
+class AccountPartialReconcile(models.Model):
+    _inherit = "account.partial.reconcile"
+
+    def unlink(self):
+        """Undoing a reconciliation (a payment reset or cancelled, lines unreconciled) may reopen a
+        paid subscription invoice: it goes back into collection."""
+        moves = (self.debit_move_id | self.credit_move_id).move_id
+        paid = moves.filtered(lambda m: m.subscription_id and m.move_type == "out_invoice"
+                              and m.payment_state in ("paid", "in_payment"))
+        res = super().unlink()
+        if paid:
+            paid._subscription_payment_undone()
+        return res
+
+
+class AccountPaymentRegister(models.TransientModel):
+    _inherit = "account.payment.register"
+
+    def _create_payments(self):
+        """An invoice whose autopay charge is in flight or pending at the provider cannot be paid by
+        hand meanwhile: it would be collected twice."""
+        invoices = self.line_ids.move_id.sudo().filtered("subscription_id")
+        pending = invoices.subscription_charge_ids.filtered(lambda c: c.state == "pending")
+        if pending:
+            raise UserError(self.env._(
+                "%(invoices)s is being collected by autopay (%(provider)s has not answered yet). Wait for the "
+                "outcome, or mark the charge failed in Subscriptions → Payments to review, before registering "
+                "a payment.",
+                invoices=", ".join(pending.invoice_id.mapped("name")),
+                provider=", ".join(pending.transaction_id.provider_id.mapped("name"))))
+        return super()._create_payments()

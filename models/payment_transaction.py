@@ -64,6 +64,26 @@ class PaymentTransaction(models.Model):
         kind = "permanent" if self.state == "cancel" else "temporary"
         return kind, self.subscription_failure_code or self.state
 
+    def _subscription_reverse_payment(self, reason):
+        """The money of this autopay charge was taken back (chargeback, reversed debit): its payment
+        is cancelled, which reopens the invoice and puts it back into collection.
+
+        :param str reason: why, for the chatter
+        """
+        self.ensure_one()
+        charges = self.subscription_charge_ids.filtered(lambda c: c.state == "done" and not c.is_reversed)
+        if not charges:
+            return
+        for sub in charges.subscription_id:
+            sub.message_post(body=self.env._("The payment %(reference)s was taken back: %(reason)s",
+                                             reference=self.reference, reason=reason))
+        payment = self.payment_id.sudo()
+        if payment and payment.state not in ("draft", "canceled"):
+            payment.action_draft()  # unreconciles: the invoice reopens (account_move.py puts it back)
+            payment.action_cancel()
+        # A payment already gone: the charge still counts as reversed.
+        charges.filtered(lambda c: not c.is_reversed)._mark_reversed(reason)
+
     def _subscription_ask_status(self):
         """Ask the provider again about a transaction whose outcome is unknown (still draft).
 

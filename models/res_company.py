@@ -1,5 +1,9 @@
+import pytz
+
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
+
+from odoo.addons.base.models.res_partner import _tz_get
 
 
 class ResCompany(models.Model):
@@ -9,6 +13,12 @@ class ResCompany(models.Model):
     subscription_after_retries = fields.Selection(
         [("suspend", "Suspend the subscription"), ("notify", "Keep it active and notify the salesperson")],
         string="When the retries are exhausted", default="suspend", required=True,
+    )
+    subscription_tz = fields.Selection(
+        _tz_get, string="Subscriptions time zone",
+        help="The billing day, the autopay run and the status run decide what 'today' is in this time zone: "
+        "nothing is invoiced or charged before its period begins here. Empty: the company's address time "
+        "zone, else the administrator's, else UTC.",
     )
     subscription_grace_days = fields.Integer(
         string="Grace period (days)", default=14,
@@ -20,3 +30,11 @@ class ResCompany(models.Model):
         for company in self:
             if company.subscription_grace_days < 0:
                 raise ValidationError(self.env._("The grace period cannot be negative."))
+
+    def _subscription_today(self):
+        """Today's date in the company's subscriptions time zone (see ``subscription_tz``)."""
+        self.ensure_one()
+        admin_tz = self.env.ref("base.user_admin", raise_if_not_found=False).sudo().tz if not (
+            self.subscription_tz or self.partner_id.tz) else None
+        tz = pytz.timezone(self.subscription_tz or self.partner_id.tz or admin_tz or "UTC")
+        return fields.Datetime.now().replace(tzinfo=pytz.utc).astimezone(tz).date()

@@ -11,3 +11,4 @@ class ResConfigSettings(models.TransientModel):
         related="company_id.subscription_after_retries", readonly=False,
     )
     subscription_grace_days = fields.Integer(related="company_id.subscription_grace_days", readonly=False)
+    subscription_tz = fields.Selection(related="company_id.subscription_tz", readonly=False)

@@ -7,7 +7,7 @@ from odoo.tools import format_date
 
 from .. import const
 from ..tools import queue_mails
-from ..utils import period_end
+from ..utils import add_period, period_end
 
 # Marks the one write that may change ``state`` (see _update_state). An object, not a string:
 # contexts sent over RPC are JSON, so no caller can forge it.
@@ -66,15 +66,31 @@ class SubscriptionSubscription(models.Model):
     )
     fiscal_position_id = fields.Many2one(
         "account.fiscal.position", compute="_compute_fiscal_position_id", store=True, readonly=False,
-        precompute=True, check_company=True,
-        help="Maps the products' taxes for this customer (country, VAT status).",
+        precompute=True, check_company=True, tracking=True,
+        help="Maps the products' taxes for this customer (country, VAT status). It follows the customer "
+        "(each invoice uses their current one) unless fixed here by hand.",
+    )
+    is_fiscal_position_manual = fields.Boolean(
+        string="Fiscal position fixed by hand", copy=False, tracking=True,
+        help="Set when the fiscal position was chosen by hand (it then stays); clear it to follow the customer again.",
     )
     date_start = fields.Date(
         string="Start date", required=True, default=fields.Date.context_today, tracking=True,
     )
     date_end = fields.Date(
         string="End of term", tracking=True, copy=False,
-        help="Last day of the current commitment term; empty for open-ended plans.",
+        help="Last day of the current commitment term; empty for open-ended plans. A date set by hand "
+        "is the end: nothing is billed after it and no renewal moves it.",
+    )
+    is_end_scheduled = fields.Boolean(
+        string="Ends on the end date", tracking=True, copy=False,
+        help="The end date was set by hand or by the customer's notice: the last period is cut at it, no "
+        "renewal moves it, and the subscription closes on that day with its close reason.",
+    )
+    date_anchor = fields.Date(
+        string="Billing anchor", copy=False, readonly=True,
+        help="Day periods and terms are counted from: the start date, or the day billing restarted after "
+        "a renewal of an ended subscription or a reactivation that skipped suspended time.",
     )
     next_invoice_date = fields.Date(
         tracking=True, copy=False, index=True,
@@ -276,6 +292,41 @@ class SubscriptionSubscription(models.Model):
                     self.env._("%(sub)s: the next invoice date cannot be before the start date.", sub=sub.display_name)
                 )
 
+    @api.constrains("date_start", "date_end", "next_invoice_date")
+    def _check_dates_in_range(self):
+        """Dates accounting can hold: the start within ``const.MAX_YEARS_FROM_TODAY`` years of today,
+        the other dates within that many years of the start (no year 1900 or 9999 by a typo)."""
+        today = fields.Date.context_today(self)
+        span = const.MAX_YEARS_FROM_TODAY * 366
+        for sub in self:
+            if abs((sub.date_start - today).days) > span:
+                raise ValidationError(self.env._(
+                    "%(sub)s: the start date %(date)s is too far from today (at most %(years)s years either way).",
+                    sub=sub.display_name, date=format_date(self.env, sub.date_start), years=const.MAX_YEARS_FROM_TODAY))
+            for day in (sub.date_end, sub.next_invoice_date):
+                if day and (day - sub.date_start).days > 10 * span:
+                    raise ValidationError(self.env._(
+                        "%(sub)s: %(date)s is too far from the start date.",
+                        sub=sub.display_name, date=format_date(self.env, day)))
+
+    @api.constrains("next_invoice_date")
+    def _check_next_invoice_date_not_invoiced(self):
+        """The next invoice date cannot go back over periods that have a live invoice: re-invoicing a
+        period is done with *Invoice a period again*, never by moving the dates."""
+        invoiced = dict(self.env["account.move"].sudo()._read_group(
+            [("subscription_id", "in", self.ids), ("move_type", "=", "out_invoice"), ("state", "!=", "cancel"),
+             ("payment_state", "!=", "reversed")],
+            ["subscription_id"], ["subscription_period_start:max"],
+        ))
+        for sub in self:
+            last = invoiced.get(sub)
+            if sub.next_invoice_date and last and sub.next_invoice_date <= last:
+                raise ValidationError(self.env._(
+                    "%(sub)s: the period starting %(last)s is already invoiced, so the next invoice date must be "
+                    "after it. To invoice a past period again (e.g. after cancelling its invoice), use "
+                    "'Invoice a period again'.",
+                    sub=sub.display_name, last=format_date(self.env, last)))
+
     @api.constrains("currency_id", "company_id")
     def _check_currency_active(self):
         for sub in self:
@@ -311,12 +362,26 @@ class SubscriptionSubscription(models.Model):
                 vals["name"] = self.env["ir.sequence"].with_company(company).next_by_code(
                     "subscription.subscription", sequence_date=vals.get("date_start")
                 ) or "/"
-        subs = super().create(vals_list)
+        plans = self.env["subscription.plan"].browse({vals.get("plan_id") for vals in vals_list if vals.get("plan_id")})
+        for vals in vals_list:
+            plan = plans.browse(vals.get("plan_id"))
+            # On an open-ended plan an end date can only be the end.
+            if vals.get("date_end") and plan and not plan.term_value:
+                vals.setdefault("is_end_scheduled", True)
+        subs = super(SubscriptionSubscription, self.with_context(subscription_term_write=True)).create(vals_list)
+        for sub, vals in zip(subs, vals_list, strict=True):
+            if vals.get("fiscal_position_id") and "is_fiscal_position_manual" not in vals:
+                sub.is_fiscal_position_manual = sub.fiscal_position_id != sub._customer_fiscal_position()
         # Subscriptions created already running (import, demo, RPC) get their dates.
         subs.filtered(lambda s: s.state in const.RUNNING_STATES)._init_running_dates()
         return subs
 
     def write(self, vals):
+        if "date_end" in vals and not self.env.context.get("subscription_term_write"):
+            # An end date written by hand (form, import, RPC) is the end, never a term to renew.
+            vals = dict(vals, is_end_scheduled=bool(vals["date_end"]))
+            if not vals["date_end"]:
+                return self._write_cleared_end(vals)
         if "state" in vals and self.env.context.get("subscription_state_change") is not _STATE_CHANGE:
             self.check_access("write")  # who may not write at all hears that first
             changed = self.filtered(lambda s: s.state != vals["state"])
@@ -337,7 +402,23 @@ class SubscriptionSubscription(models.Model):
                     raise UserError(self.env._("The company of an invoiced subscription cannot be changed."))
                 if "currency_id" in vals and any(s.currency_id.id != vals["currency_id"] for s in locked):
                     raise UserError(self.env._("The currency of an invoiced subscription cannot be changed."))
-        return super().write(vals)
+        res = super().write(vals)
+        if ("fiscal_position_id" in vals and "is_fiscal_position_manual" not in vals
+                and not self.env.context.get("subscription_fiscal_position_auto")):
+            # Chosen by hand, it stays; unless it is what the customer's own would be anyway.
+            manual = self.filtered(lambda s: s.fiscal_position_id != s._customer_fiscal_position())
+            if manual:
+                super(SubscriptionSubscription, manual).write({"is_fiscal_position_manual": True})
+            if self - manual:
+                super(SubscriptionSubscription, self - manual).write({"is_fiscal_position_manual": False})
+        return res
+
+    def _write_cleared_end(self, vals):
+        """The scheduled end is removed: term plans get their term end back."""
+        res = super(SubscriptionSubscription, self.with_context(subscription_term_write=True)).write(vals)
+        for sub in self.filtered(lambda s: s.state in const.RUNNING_STATES and s.plan_id.term_value):
+            sub._set_term_end(sub._current_term_end())
+        return res
 
     @api.ondelete(at_uninstall=False)
     def _unlink_except_invoiced(self):
@@ -400,11 +481,17 @@ class SubscriptionSubscription(models.Model):
         self._update_state("active", message=self.env._("Reactivated by %(user)s.", user=self.env.user.name))
         return True
 
-    def action_renew(self):
-        """Extend the commitment by one term; an expired subscription becomes active again.
+    def action_renew(self, date_start=None):
+        """Start the next commitment term.
 
+        A running subscription's term is extended by one term from its end. An expired one
+        starts a new term on ``date_start`` (default: today): the time it was ended is not
+        invoiced, unless staff choose an earlier day.
+
+        :param date_start: first day of the new term of an expired subscription (date or string)
         :return: True
-        :raise UserError: a subscription is draft or cancelled, or its plan is open-ended
+        :raise UserError: a subscription is draft or cancelled, its plan is open-ended, or its
+            end was scheduled (remove the end date first)
         """
         for sub in self:
             if sub.state not in (*const.RUNNING_STATES, "expired"):
@@ -413,12 +500,24 @@ class SubscriptionSubscription(models.Model):
             if not sub.plan_id.term_value or not sub.date_end:
                 raise UserError(self.env._("%(sub)s has no commitment term to renew (open-ended plan).",
                                            sub=sub.display_name))
+            if sub.is_end_scheduled and sub.state != "expired":
+                raise UserError(self.env._(
+                    "%(sub)s is scheduled to end on %(date)s: remove that end date to renew it.",
+                    sub=sub.display_name, date=format_date(self.env, sub.date_end)))
+        restart = fields.Date.to_date(date_start) if date_start else None
         for sub in self:
-            new_end = sub._term_end(sub.date_end + timedelta(days=1))
-            sub.write({"date_end": new_end})
             if sub.state == "expired":
+                start = restart or sub.company_id._subscription_today()
+                sub._check_date_in_range(start)
+                new_end = sub._restart_billing(start, vals={"is_end_scheduled": False})
                 sub._update_state("active", vals={"close_reason_id": False, "date_closed": False, "close_note": False})
-            sub.message_post(body=self.env._("Renewed until %(date)s.", date=format_date(self.env, new_end)))
+                body = self.env._("Renewed: a new term from %(start)s until %(end)s.",
+                                  start=format_date(self.env, start), end=format_date(self.env, new_end))
+            else:
+                new_end = sub._term_end(sub.date_end + timedelta(days=1))
+                sub._set_term_end(new_end)
+                body = self.env._("Renewed until %(date)s.", date=format_date(self.env, new_end))
+            sub.message_post(body=body)
         return True
 
     def action_cancel(self):
@@ -432,6 +531,19 @@ class SubscriptionSubscription(models.Model):
         reason = self.env["subscription.close.reason"].browse(self.env.context.get("close_reason_id"))
         return self._action_close("cancelled", reason or self.env.ref(
             "subscription_billing.close_reason_cancelled", raise_if_not_found=False))
+
+    def action_open_renew_wizard(self):
+        """*Renew*: a running subscription renews at once; an expired one asks when the new term starts."""
+        if "expired" not in self.mapped("state"):
+            return self.action_renew()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Renew"),
+            "res_model": "subscription.renew.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"active_model": self._name, "active_ids": self.ids},
+        }
 
     def action_open_close_wizard(self):
         return {
@@ -479,22 +591,38 @@ class SubscriptionSubscription(models.Model):
                 state=", ".join(sorted({sub._state_label() for sub in wrong})),
             ))
         if moving:
+            was_suspended = moving.filtered(lambda s: s.state == "suspended")
             moving.with_context(subscription_state_change=_STATE_CHANGE).write(dict(vals or {}, state=target))
+            if target in const.BILLABLE_STATES:
+                was_suspended._skip_suspended_time()
             if message:
                 for sub in moving:
                     sub.message_post(body=message)
         return moving
 
     def _init_running_dates(self):
-        """Fill the term end and the first invoice date of subscriptions that just started."""
+        """Fill the anchor, the term end and the first invoice date of subscriptions that just started."""
         for sub in self:
             vals = {}
+            if not sub.date_anchor:
+                vals["date_anchor"] = sub.date_start
             if not sub.next_invoice_date:
                 vals["next_invoice_date"] = sub.date_start
             if not sub.date_end and sub.plan_id.term_value:
                 vals["date_end"] = sub._term_end(sub.date_start)
             if vals:
-                sub.write(vals)
+                sub.with_context(subscription_term_write=True).write(vals)
+
+    def _customer_fiscal_position(self):
+        """The fiscal position Odoo finds for the customer today (country, VAT, their own setting)."""
+        self.ensure_one()
+        return self.env["account.fiscal.position"].with_company(self.company_id)._get_fiscal_position(
+            self.partner_id)
+
+    def _anchor_day(self):
+        """Day of the month periods and terms are anchored on (month ends clip to shorter months)."""
+        self.ensure_one()
+        return (self.date_anchor or self.date_start).day
 
     def _term_end(self, term_start):
         """Last day of a commitment term starting on ``term_start`` (None when open-ended)."""
@@ -502,9 +630,99 @@ class SubscriptionSubscription(models.Model):
         plan = self.plan_id
         if not plan.term_value:
             return None
-        return period_end(term_start, plan.term_value, plan.term_unit, anchor_day=self.date_start.day)
+        return period_end(term_start, plan.term_value, plan.term_unit, anchor_day=self._anchor_day())
 
-    def _action_close(self, state, reason, note=False):
+    def _current_term_end(self):
+        """End of the term that contains the next period to invoice (None when open-ended)."""
+        self.ensure_one()
+        if not self.plan_id.term_value:
+            return None
+        anchor = self.date_anchor or self.date_start
+        end = self._term_end(anchor)
+        target = self.next_invoice_date or anchor
+        while end and end < target:
+            end = self._term_end(end + timedelta(days=1))
+        return end
+
+    def _set_term_end(self, date_end):
+        """Write the end of the term as the system computes it (not a scheduled end)."""
+        self.with_context(subscription_term_write=True).write({"date_end": date_end})
+
+    def _restart_billing(self, day, vals=None):
+        """Billing restarts on ``day``: periods and the term are counted from it.
+
+        :return: the end of the new term (None when open-ended)
+        """
+        self.ensure_one()
+        write_vals = dict(vals or {}, date_anchor=day, next_invoice_date=max(day, self.date_start))
+        self.with_context(subscription_term_write=True).write(write_vals)
+        new_end = self._term_end(day)
+        if self.plan_id.term_value:
+            self._set_term_end(new_end)
+        return new_end
+
+    def _schedule_end(self, date_end, reason=None, note=False):
+        """End these subscriptions on ``date_end`` (their last day of service).
+
+        Nothing is invoiced for periods starting after it, the last period is cut at it (billed
+        in full or prorated per day as the plan says), no renewal moves it, and the subscription
+        closes that day with ``reason``.
+
+        :param date_end: the last day (date or string), not before the start date
+        :param reason: a ``subscription.close.reason`` (default: customer request)
+        :param str note: kept with the reason
+        :raise UserError: a subscription is not running
+        """
+        date_end = fields.Date.to_date(date_end)
+        wrong = self.filtered(lambda s: s.state not in ("draft", *const.RUNNING_STATES))
+        if wrong:
+            raise UserError(self.env._("%(subs)s is already closed.", subs=", ".join(wrong.mapped("display_name"))))
+        reason = reason or self.env.ref("subscription_billing.close_reason_customer_request",
+                                        raise_if_not_found=False)
+        self.write({"date_end": date_end, "close_reason_id": reason.id if reason else False,
+                    "close_note": note or False})
+        for sub in self:
+            sub.message_post(body=self.env._("Scheduled to end on %(date)s (%(reason)s).",
+                                             date=format_date(self.env, date_end), reason=reason.name or ""))
+
+    def _skip_suspended_time(self):
+        """After a suspension, billing resumes with a period starting today, unless the plan bills
+        the suspended periods: the time without service is not invoiced. The commitment term keeps
+        the number of periods it had left (its end moves with them), a scheduled end stays."""
+        for sub in self.filtered(lambda s: not s.plan_id.bill_suspended_periods and s.next_invoice_date):
+            today = sub.company_id._subscription_today()
+            skipped_from = sub.next_invoice_date
+            if skipped_from >= today or (sub.is_end_scheduled and sub.date_end and sub.date_end < today):
+                continue
+            vals = {"date_anchor": today, "next_invoice_date": today}
+            if sub.plan_id.term_value and sub.date_end and not sub.is_end_scheduled and sub.date_end >= skipped_from:
+                vals["date_end"] = sub._shifted_term_end(skipped_from, today)
+            sub.with_context(subscription_term_write=True).write(vals)
+            sub.message_post(body=self.env._(
+                "The suspended time (%(start)s to %(end)s) is not invoiced: billing resumes today.",
+                start=format_date(self.env, skipped_from), end=format_date(self.env, today - timedelta(days=1))))
+
+    def _shifted_term_end(self, old_start, new_start):
+        """The term end once the periods left from ``old_start`` are counted from ``new_start``."""
+        self.ensure_one()
+        plan = self.plan_id
+        periods, start = 0, old_start
+        while start <= self.date_end:
+            start = add_period(start, plan.billing_period_value, plan.billing_period_unit,
+                               anchor_day=self._anchor_day())
+            periods += 1
+        return period_end(new_start, periods * plan.billing_period_value, plan.billing_period_unit,
+                          anchor_day=new_start.day)
+
+    def _check_date_in_range(self, day):
+        """A date accounting can hold: within ``const.MAX_YEARS_FROM_TODAY`` years of today."""
+        today = fields.Date.context_today(self)
+        if abs((day - today).days) > const.MAX_YEARS_FROM_TODAY * 366:
+            raise UserError(self.env._(
+                "%(date)s is too far from today: use a date within %(years)s years of it.",
+                date=format_date(self.env, day), years=const.MAX_YEARS_FROM_TODAY))
+
+    def _action_close(self, state, reason, note=False, date_closed=None):
         """Close subscriptions with ``state`` (expired or cancelled) and a reason.
 
         Retries and queued dunning e-mails stop at once.
@@ -522,23 +740,29 @@ class SubscriptionSubscription(models.Model):
         self._update_state(state, vals={
             "close_reason_id": reason.id if reason else False,
             "close_note": note or False,
-            "date_closed": fields.Date.context_today(self),
+            "date_closed": date_closed or fields.Date.context_today(self),
         })
         self.env["subscription.charge"]._stop_retries(self)
         return True
 
     def _stop_renewal_by_customer(self, author=None, by_customer=True):
-        """Renewal at the end of the term is turned off from the portal (where the plan allows it).
+        """Renewal is turned off from the portal (where the plan allows it): a term ends at its
+        end date, an open-ended subscription at the end of the period already invoiced.
 
         :param author: the ``res.partner`` the change is attributed to (default: the customer)
         :param bool by_customer: the customer made the change (else staff, from the portal)
         :raise UserError: the plan does not let customers stop renewal, or nothing renews
         """
         self.ensure_one()
-        if not self.plan_id.customer_can_stop_renewal or not self.auto_renew or self.state not in const.RUNNING_STATES:
+        if (not self.plan_id.customer_can_stop_renewal or not self.auto_renew or self.is_end_scheduled
+                or self.state not in const.RUNNING_STATES):
             raise UserError(self.env._("The renewal of %(sub)s cannot be stopped here.", sub=self.display_name))
-        self.write({"auto_renew": False})
         author = author or self.partner_id
+        if self.plan_id.term_value:
+            self.write({"auto_renew": False})
+        else:
+            last_day = max(self.next_invoice_date - timedelta(days=1), self.date_start)
+            self._schedule_end(last_day, self.env.ref("subscription_billing.close_reason_customer_request"))
         end = format_date(self.env, self.date_end)
         body = self.env._(
             "The customer turned off the renewal: the subscription ends on %(date)s.", date=end,

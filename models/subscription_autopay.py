@@ -133,7 +133,7 @@ class SubscriptionSubscription(models.Model):
         if open_invoices:
             if self.state == "suspended":
                 self._update_state("past_due")
-            open_invoices.write({"subscription_charge_date": fields.Date.context_today(self)})
+            open_invoices.write({"subscription_charge_date": self.company_id._subscription_today()})
             self.env.ref("subscription_billing.ir_cron_charge_autopay")._trigger()
         return True
 

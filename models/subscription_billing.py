@@ -2,6 +2,8 @@ import logging
 import uuid
 from datetime import timedelta
 
+import psycopg2
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.fields import Command, Domain
@@ -37,121 +39,264 @@ class SubscriptionSubscription(models.Model):
     def action_generate_invoice(self):
         """Invoice now: every period due up to today, or else the next period in advance.
 
-        Never invoices a period twice (the database refuses a second invoice for
-        the same subscription and period).
+        Never invoices a period twice (the database refuses a second invoice for the same
+        subscription and period). A catch-up of more than ``const.MAX_PERIODS_PER_REQUEST``
+        periods is not done inside the request: the user confirms, and the billing day invoices
+        them in its committed batches (woken up at once).
 
-        :return: an action opening the invoices created, or True when none was
-        :raise UserError: a subscription is not active or past due, or is invoiced up to
-            the end of a term that does not renew, or its invoice cannot be created
+        :return: an action opening the invoices created, a confirmation dialog for a long
+            catch-up, or True when nothing was created
+        :raise UserError: a subscription is not active or past due, or is invoiced up to the
+            end of a term that does not renew, or its invoice cannot be created
         :raise AccessError: the user may not edit these subscriptions
         """
         self.check_access("write")
-        today = fields.Date.context_today(self)
         for sub in self:
             if sub.state not in const.BILLABLE_STATES:
                 raise UserError(self.env._("%(sub)s is %(state)s: only active or past due subscriptions are invoiced.",
                                            sub=sub.display_name, state=sub._state_label()))
-            if sub.date_end and sub.next_invoice_date > sub.date_end and not sub.auto_renew:
-                raise UserError(self.env._("%(sub)s has been invoiced up to the end of its term; renew it first.",
-                                           sub=sub.display_name))
+            if sub.date_end and sub.next_invoice_date > sub.date_end and not sub._renews():
+                raise UserError(self.env._("%(sub)s has been invoiced up to its end (%(date)s); renew it first.",
+                                           sub=sub.display_name, date=format_date(self.env, sub.date_end)))
+        plans = {sub: sub._plan_billing(sub._billing_until())[sub] for sub in self}
+        long_ones = self.filtered(lambda sub: len(plans[sub]["periods"]) > const.MAX_PERIODS_PER_REQUEST)
+        if long_ones and not self.env.context.get("subscription_confirm_catch_up"):
+            return self._action_confirm_catch_up(long_ones, plans)
         invoices = self.env["account.move"]
-        for sub in self:
-            until = max(today, sub.next_invoice_date)
-            result = sub._bill(until, raise_on_error=True)
-            invoices |= result
+        for sub in self - long_ones:
+            invoices |= sub._bill(sub._billing_until(), raise_on_error=True)
         invoices._subscription_notify_billed()
+        if long_ones:
+            self.env.ref("subscription_billing.ir_cron_generate_invoices")._trigger()
         return self.action_view_invoices(invoices) if invoices else True
+
+    def action_open_reinvoice_wizard(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Invoice a period again"),
+            "res_model": "subscription.reinvoice.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_subscription_id": self.id},
+        }
 
     # === BUSINESS METHODS === #
 
+    def _reinvoiceable_periods(self):
+        """Past periods of this subscription without a live invoice (their invoice was cancelled or
+        fully credited), oldest first, as ``[(start, end, ratio), ...]``."""
+        self.ensure_one()
+        live = set(self.env["account.move"].sudo().search(
+            self._live_invoice_domain()).mapped("subscription_period_start"))
+        dead = self.env["account.move"].sudo().search([
+            ("subscription_id", "=", self.id), ("move_type", "=", "out_invoice"),
+            "|", ("state", "=", "cancel"), ("payment_state", "=", "reversed"),
+        ])
+        periods = {}
+        for invoice in dead:
+            if invoice.subscription_period_start not in live:
+                periods[invoice.subscription_period_start] = (
+                    invoice.subscription_period_start, invoice.subscription_period_end, None)
+        # Periods of the current schedule skipped by hand (never invoiced) before the next invoice date.
+        start = self.date_anchor or self.date_start
+        plan = self.plan_id
+        while self.next_invoice_date and start < self.next_invoice_date:
+            nxt = add_period(start, plan.billing_period_value, plan.billing_period_unit, anchor_day=self._anchor_day())
+            if start not in live and start not in periods:
+                periods[start] = (start, min(nxt - timedelta(days=1), self.date_end or nxt), None)
+            start = nxt
+        return [periods[start] for start in sorted(periods)]
+
+    def _live_invoice_domain(self):
+        """The invoices that hold a period of this subscription (the exactly-once index counts them)."""
+        return [("subscription_id", "in", self.ids), ("move_type", "=", "out_invoice"),
+                ("state", "!=", "cancel"), ("payment_state", "!=", "reversed"),
+                ("subscription_period_start", "!=", False)]
+
+    def _invoice_period(self, period_start):
+        """Invoice one past period again, with the subscription's current lines and prices; the
+        next invoice date does not move.
+
+        :param period_start: first day of a period whose invoice was cancelled or fully credited
+            (or that was never invoiced), before the next invoice date
+        :return: the posted invoice (``account.move``), e-mailed as the billing day does
+        :raise UserError: the day does not start a period to invoice again, or the subscription
+            is not running
+        """
+        self.ensure_one()
+        self.check_access("write")
+        period_start = fields.Date.to_date(period_start)
+        if self.state not in (*const.RUNNING_STATES, *const.CLOSED_STATES):
+            raise UserError(self.env._("%(sub)s has not started.", sub=self.display_name))
+        period = next((p for p in self._reinvoiceable_periods() if p[0] == period_start), None)
+        if not period:
+            raise UserError(self.env._(
+                "%(sub)s has no period starting %(date)s to invoice again: a period with a live invoice is "
+                "invoiced once (cancel it or credit it in full first), and periods from the next invoice date "
+                "on are invoiced by the billing day.",
+                sub=self.display_name, date=format_date(self.env, period_start)))
+        start, end, ratio = period
+        vals = self._prepare_invoice_vals(start, end, self._get_sale_journal(), ratio=ratio)
+        invoice = self.env["account.move"].sudo().with_context(
+            default_move_type="out_invoice", mail_create_nosubscribe=True).create(vals)
+        invoice.action_post()
+        invoice._subscription_notify_billed()
+        self.message_post(body=self.env._(
+            "The period %(start)s to %(end)s was invoiced again: %(invoice)s.", start=format_date(self.env, start),
+            end=format_date(self.env, end), invoice=invoice.name))
+        return invoice.sudo(False)
+
+    def _renews(self):
+        """True when reaching the end of the term starts another one."""
+        self.ensure_one()
+        return bool(self.auto_renew and not self.is_end_scheduled and self.plan_id.term_value)
+
+    def _billing_until(self):
+        """The last period start *Generate invoice now* bills: today, or the next period in advance."""
+        self.ensure_one()
+        return max(self.company_id._subscription_today(), self.next_invoice_date)
+
+    def _action_confirm_catch_up(self, long_ones, plans):
+        """Ask before a catch-up too long for one request (it then runs in the billing day's batches)."""
+        summary = "\n".join(self.env._(
+            "%(sub)s: %(count)s periods, from %(start)s", sub=sub.display_name, count=len(plans[sub]["periods"]),
+            start=format_date(self.env, plans[sub]["periods"][0][0]),
+        ) for sub in long_ones)
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Invoice many periods?"),
+            "res_model": "subscription.catch.up.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_subscription_ids": [Command.set(self.ids)], "default_summary": summary},
+        }
+
     @api.model
-    def _billable_domain(self, today):
-        """Subscriptions the billing day must process on ``today``."""
-        return Domain("state", "in", const.BILLABLE_STATES) & Domain("next_invoice_date", "<=", today) & (
-            Domain("billing_failed_on", "=", False) | Domain("billing_failed_on", "<", today)
+    def _billable_domain(self, today=None):
+        """Subscriptions the billing day must process: a period starts on or before their
+        company's today (``today`` forces one day for every company)."""
+        per_company = []
+        for company in self.env["res.company"].sudo().search([]):
+            day = today or company._subscription_today()
+            per_company.append(
+                Domain("company_id", "=", company.id) & Domain("next_invoice_date", "<=", day)
+                & (Domain("billing_failed_on", "=", False) | Domain("billing_failed_on", "<", day))
+            )
+        return Domain("state", "in", const.BILLABLE_STATES) & Domain.OR(per_company)
+
+    @api.model
+    def _ended_domain(self):
+        """Running subscriptions past an end that does not renew: they close (after the billing
+        day invoiced their periods up to the end; one whose billing failed today waits)."""
+        per_company = [
+            Domain("company_id", "=", company.id) & Domain("date_end", "<", company._subscription_today())
+            for company in self.env["res.company"].sudo().search([])
+        ]
+        not_renewing = (Domain("is_end_scheduled", "=", True) | Domain("auto_renew", "=", False)
+                        | Domain("plan_id.term_value", "=", 0))
+        return (
+            Domain("state", "in", const.RUNNING_STATES) & Domain("date_end", "!=", False) & not_renewing
+            & Domain.OR(per_company)
+            & (Domain("state", "=", "suspended") | Domain("billing_failed_on", "=", False))
         )
 
     @api.model
     def _cron_generate_invoices(self, batch_size=None):
-        """Billing day: invoice every due period of every running subscription.
+        """Billing day: invoice every due period of every running subscription, then close the
+        subscriptions that reached an end that does not renew.
 
-        Works in locked batches committed through ``ir.cron._commit_progress`` (a crash
-        loses at most one batch; a rerun resumes where it stopped) and stops when
-        the worker's time is up, reporting what remains so the scheduler runs
-        it again. Safe to run twice or on two workers at once.
+        Works in locked batches committed through ``ir.cron._commit_progress`` (a crash loses
+        at most one batch; a rerun resumes where it stopped) and stops when the worker's time
+        is up, reporting what remains so the scheduler runs it again. Safe to run twice or on
+        two workers at once. "Today" is each company's, in its subscriptions time zone.
         """
         batch_size = batch_size or int(
             self.env["ir.config_parameter"].sudo().get_param("subscription_billing.batch_size", DEFAULT_BATCH_SIZE)
         )
-        self._expire_suspended(fields.Date.context_today(self))
-        process_in_locked_batches(
-            self, self._billable_domain(fields.Date.context_today(self)), "_bill_due_batch", batch_size,
-            order="next_invoice_date, id",
-        )
+        if process_in_locked_batches(self, self._billable_domain(), "_bill_due_batch", batch_size,
+                                     order="next_invoice_date, id"):
+            process_in_locked_batches(self, self._ended_domain(), "_close_at_end", batch_size)
 
     def _bill_due_batch(self):
-        """Bill this locked batch up to today; a subscription still due afterwards is parked."""
-        today = fields.Date.context_today(self)
-        invoices = self._bill(today)
+        """Bill this locked batch up to each company's today; a subscription that did not move is
+        parked for the day (it is retried tomorrow)."""
+        before = {sub: sub.next_invoice_date for sub in self}
+        invoices = self._bill(max_periods=const.MAX_PERIODS_PER_REQUEST)
         invoices._subscription_notify_billed()
-        # A subscription still due after billing would be taken again: park it for today.
-        stuck = self.filtered_domain(self._billable_domain(today))
-        if stuck:
-            stuck.write({"billing_failed_on": today, "billing_error": self.env._("Still due after billing.")})
+        stuck = self.filtered(lambda s: s.next_invoice_date == before[s]).filtered_domain(self._billable_domain())
+        for sub in stuck:
+            sub.write({"billing_failed_on": sub.company_id._subscription_today(),
+                       "billing_error": self.env._("Still due after billing.")})
 
     @api.model
     def _generate_due_invoices(self):
-        """Bill every due subscription up to today in the current transaction.
+        """Bill every due subscription up to today in the current transaction, and close the ended.
 
-        For small bases, imports and demo data; the scheduled action does the
-        same in committed batches. Returns the invoices created.
+        For small bases, imports and demo data; the scheduled action does the same in committed
+        batches. Returns the invoices created.
         """
-        today = fields.Date.context_today(self)
-        self._expire_suspended(today)
-        invoices = self.search(self._billable_domain(today))._bill(today)
+        invoices = self.search(self._billable_domain())._bill()
         invoices._subscription_notify_billed()
+        self.search(self._ended_domain())._close_at_end()
         return invoices
 
-    @api.model
-    def _expire_suspended(self, today):
-        """Suspended subscriptions past the end of a non-renewing term expire."""
-        ended = self.search([
-            ("state", "=", "suspended"), ("auto_renew", "=", False),
-            ("date_end", "!=", False), ("date_end", "<", today),
-        ])
-        if ended:
-            ended._action_close("expired", self.env.ref("subscription_billing.close_reason_expired"))
+    def _close_at_end(self):
+        """Close subscriptions that reached their end, on their end date: a scheduled end (or the
+        end of an open-ended plan) with its close reason, a term that does not renew as expired."""
+        for sub in self:
+            if sub.date_end and sub.next_invoice_date and sub.next_invoice_date <= sub.date_end \
+                    and sub.state != "suspended":
+                continue  # a period before the end is still to invoice: the billing day comes first
+            if sub.is_end_scheduled or not sub.plan_id.term_value:
+                reason = sub.close_reason_id or self.env.ref("subscription_billing.close_reason_customer_request")
+                sub._action_close("cancelled", reason, sub.close_note, date_closed=sub.date_end)
+            else:
+                sub._action_close("expired", self.env.ref("subscription_billing.close_reason_expired"),
+                                  date_closed=sub.date_end)
 
-    def _plan_billing(self, until):
+    def _plan_billing(self, until=None, max_periods=None):
         """Compute, without writing, what billing these subscriptions up to ``until`` means.
 
-        Returns ``{sub: {'periods': [(start, end), ...], 'vals': {...}, 'messages': [...]}}``
-        where ``vals`` are the subscription's new dates/state after billing.
+        :param until: last period start to invoice (default: each company's today)
+        :param int max_periods: at most this many periods per subscription
+        :return: ``{sub: {'periods': [(start, end, ratio), ...], 'vals': {...}, 'messages': [...],
+            'close': bool}}``: ``ratio`` is None for a whole period, else the share of the period
+            served (a last period cut at an end that does not renew, prorated per day when the plan
+            says so); ``vals`` are the subscription's new dates; ``close`` tells it reached its end
         """
         plans = {}
         for sub in self:
             plan = sub.plan_id
-            anchor = sub.date_start.day
+            last_start = until or sub.company_id._subscription_today()
+            anchor = sub._anchor_day()
             start = sub.next_invoice_date or sub.date_start
             date_end = sub.date_end
-            periods, messages, vals = [], [], {}
-            while start <= until:
+            renews = sub._renews()
+            periods, messages, vals, close = [], [], {}, False
+            while start <= last_start and not (max_periods and len(periods) >= max_periods):
                 if date_end and start > date_end:
-                    if sub.auto_renew:
+                    if renews:
                         date_end = sub._term_end(date_end + timedelta(days=1))
                         vals["date_end"] = date_end
                         messages.append(self.env._("Renewed until %(date)s.", date=format_date(self.env, date_end)))
                         continue
-                    vals["state"] = "expired"
+                    close = True
                     break
                 nxt = add_period(start, plan.billing_period_value, plan.billing_period_unit, anchor_day=anchor)
-                periods.append((start, nxt - timedelta(days=1)))
+                end, ratio = nxt - timedelta(days=1), None
+                if date_end and end > date_end and not renews:
+                    # The end falls inside this period: it is the last one, cut at the end.
+                    if plan.prorate_last_period:
+                        ratio = ((date_end - start).days + 1) / ((end - start).days + 1)
+                    end, nxt = date_end, date_end + timedelta(days=1)
+                periods.append((start, end, ratio))
                 start = nxt
             vals["next_invoice_date"] = start
-            plans[sub] = {"periods": periods, "vals": vals, "messages": messages}
+            plans[sub] = {"periods": periods, "vals": vals, "messages": messages, "close": close}
         return plans
 
-    def _bill(self, until, raise_on_error=False):
+    def _bill(self, until=None, raise_on_error=False, max_periods=None):
         """Create and post one invoice per due period up to ``until`` and move the dates.
 
         Each subscription's invoices, posting and date move are atomic: first the
@@ -159,7 +304,7 @@ class SubscriptionSubscription(models.Model):
         subscription is retried alone in its own savepoint and a failing one is
         logged on it and parked until tomorrow. Returns the posted invoices.
         """
-        plans = self._plan_billing(until)
+        plans = self._plan_billing(until, max_periods=max_periods)
         failing = self.filtered("billing_failed_on")  # their failure activity closes once billed
         try:
             with self.env.cr.savepoint():
@@ -180,21 +325,22 @@ class SubscriptionSubscription(models.Model):
             except Exception as e:  # one subscription must not stop the batch
                 if raise_on_error:
                     raise
-                sub._log_billing_error(e, until)
+                sub._log_billing_error(e, sub.company_id._subscription_today())
             else:
                 billed |= sub
         (billed & failing)._close_billing_failures()
         return invoices
 
     def _bill_apply(self, plans):
-        """Write what ``_plan_billing`` computed: invoices posted, dates and states moved."""
+        """Write what ``_plan_billing`` computed: invoices posted, dates moved, ended ones closed."""
+        self._refresh_fiscal_position()
         vals_list = []
         journals = {}
         for sub, plan in plans.items():
-            for start, end in plan["periods"]:
+            for start, end, ratio in plan["periods"]:
                 if sub.company_id not in journals:
                     journals[sub.company_id] = sub._get_sale_journal()
-                vals_list.append(sub._prepare_invoice_vals(start, end, journals[sub.company_id]))
+                vals_list.append(sub._prepare_invoice_vals(start, end, journals[sub.company_id], ratio=ratio))
         Move = self.env["account.move"].sudo().with_context(
             default_move_type="out_invoice",
             mail_create_nolog=True,
@@ -204,18 +350,30 @@ class SubscriptionSubscription(models.Model):
         invoices = Move.create(vals_list) if vals_list else Move
         if invoices:
             invoices.action_post()
-        expired = self.env["subscription.subscription"]
+        ended = self.env["subscription.subscription"]
         for sub, plan in plans.items():
             vals = dict(plan["vals"], billing_failed_on=False, billing_error=False)
-            if vals.get("state") == "expired":
-                vals.pop("state")
-                expired |= sub
-            sub.write(vals)
+            sub.with_context(subscription_term_write=True).write(vals)
             for message in plan["messages"]:
                 sub.message_post(body=message)
-        if expired:
-            expired._action_close("expired", self.env.ref("subscription_billing.close_reason_expired"))
+            if plan["close"]:
+                ended |= sub
+        ended._close_at_end()
         return invoices.sudo(False)
+
+    def _refresh_fiscal_position(self):
+        """Invoices follow the customer's current fiscal position (e.g. they became tax exempt),
+        unless staff fixed one on the subscription by hand: the subscription and its lines' taxes
+        are brought up to date before billing, and the change is told in the chatter."""
+        for sub in self.filtered(lambda s: not s.is_fiscal_position_manual):
+            current = sub._customer_fiscal_position()
+            if current != sub.fiscal_position_id:
+                old = sub.fiscal_position_id
+                # The lines' taxes follow (they are computed from the subscription's fiscal position).
+                sub.with_context(subscription_fiscal_position_auto=True).fiscal_position_id = current
+                sub.message_post(body=self.env._(
+                    "The customer's fiscal position changed (%(old)s to %(new)s): taxes updated for the next "
+                    "invoices.", old=old.name or self.env._("none"), new=current.name or self.env._("none")))
 
     def _log_billing_error(self, error, today):
         """Record a billing failure on the subscription, visible to its salesperson.
@@ -224,7 +382,13 @@ class SubscriptionSubscription(models.Model):
         activity: a failure on a later day updates its note, it does not add another.
         """
         self.ensure_one()
-        message = str(error.args[0] if getattr(error, "args", None) else error)
+        if isinstance(error, psycopg2.IntegrityError):
+            # Never a raw database error for people: the exactly-once index said no.
+            message = self.env._(
+                "The period starting %(date)s is already invoiced: correct the next invoice date.",
+                date=format_date(self.env, self.next_invoice_date))
+        else:
+            message = str(error.args[0] if getattr(error, "args", None) else error)
         _logger.warning("Billing failed for %s: %s", self.display_name, message)
         self.write({"billing_failed_on": today, "billing_error": message})
         self.message_post(body=self.env._("The invoice could not be created: %(error)s", error=message))
@@ -253,11 +417,18 @@ class SubscriptionSubscription(models.Model):
                                        company=self.company_id.name))
         return journal
 
-    def _prepare_invoice_vals(self, period_start, period_end_, journal):
-        """Values of the customer invoice for one period, complete (lines included)."""
+    def _prepare_invoice_vals(self, period_start, period_end_, journal, ratio=None):
+        """Values of the customer invoice for one period, complete (lines included).
+
+        :param ratio: share of a full period billed (a last period cut at the end and prorated
+            per day), None for a whole period
+        """
         self.ensure_one()
         label = self.env._("%(start)s to %(end)s",
                            start=format_date(self.env, period_start), end=format_date(self.env, period_end_))
+        if ratio is not None:
+            label = self.env._("%(period)s (last period, prorated: %(days)s days of service)",
+                               period=label, days=(period_end_ - period_start).days + 1)
         return {
             "move_type": "out_invoice",
             "partner_id": self.partner_id.id,
@@ -278,6 +449,8 @@ class SubscriptionSubscription(models.Model):
             "access_token": str(uuid.uuid4()),
             # Autopay invoices are charged first; the customer gets a receipt or a failure notice.
             "is_move_sent": bool(self.partner_id.email) and not self.payment_token_id,
-            "subscription_charge_date": fields.Date.context_today(self) if self.payment_token_id else False,
-            "invoice_line_ids": [Command.create(line._prepare_invoice_line_vals(label)) for line in self.line_ids],
+            "subscription_charge_date": self.company_id._subscription_today() if self.payment_token_id else False,
+            "invoice_line_ids": [
+                Command.create(line._prepare_invoice_line_vals(label, ratio=ratio)) for line in self.line_ids
+            ],
         }

@@ -2,6 +2,8 @@ import logging
 from collections import defaultdict
 from datetime import timedelta
 
+import psycopg2.errors
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.fields import Command, Domain
@@ -42,9 +44,16 @@ class SubscriptionCharge(models.Model):
     token_id = fields.Many2one("payment.token", string="Payment method", readonly=True)
     transaction_id = fields.Many2one("payment.transaction", readonly=True, index="btree_not_null")
     state = fields.Selection(
-        [("pending", "Pending"), ("done", "Paid"), ("failed", "Failed")],
+        [("pending", "Pending"), ("done", "Paid"), ("failed", "Failed"), ("cancelled", "Not needed")],
         required=True, default="pending", index=True, readonly=True,
+        help="Not needed: the invoice was paid by other means just before the provider was called; nothing was sent.",
     )
+    is_reversed = fields.Boolean(
+        string="Reversed", readonly=True, copy=False, index=True,
+        help="The payment of this charge was undone afterwards (payment cancelled or reset, reconciliation undone, "
+        "chargeback): the invoice went back into collection.",
+    )
+    date_reversed = fields.Date(readonly=True, copy=False)
     failure_kind = fields.Selection([("temporary", "Temporary"), ("permanent", "Permanent")], readonly=True)
     failure_code = fields.Char(readonly=True, help="The provider's code, e.g. Stripe's decline code.")
     failure_message = fields.Text(readonly=True)
@@ -61,7 +70,8 @@ class SubscriptionCharge(models.Model):
 
     # One successful charge per invoice, and one charge in flight per invoice, whatever happens.
     _one_done_per_invoice = models.UniqueIndex(
-        "(invoice_id) WHERE state = 'done'", "This invoice has already been charged successfully."
+        "(invoice_id) WHERE state = 'done' AND is_reversed IS NOT TRUE",
+        "This invoice has already been charged successfully.",
     )
     _one_pending_per_invoice = models.UniqueIndex(
         "(invoice_id) WHERE state = 'pending'", "This invoice already has a charge in progress."
@@ -80,7 +90,7 @@ class SubscriptionCharge(models.Model):
         for charge in self:
             latest = charge._is_latest_attempt()
             charge.next_retry_date = charge.invoice_id.subscription_charge_date if (
-                charge.state == "failed" and latest) else False
+                charge.state in ("failed", "cancelled") and latest) else False
 
     def _inverse_next_retry_date(self):
         for charge in self:
@@ -115,15 +125,15 @@ class SubscriptionCharge(models.Model):
         :raise AccessError: the user may not edit the subscriptions
         """
         self.subscription_id.check_access("write")
-        today = fields.Date.context_today(self)
         for charge in self:
             problem = charge._retry_now_problem()
             if problem:
                 raise UserError(problem)
         invoices = self.invoice_id.sudo()
         locked = invoices.try_lock_for_update()
-        locked.write({"subscription_charge_date": today})
-        due = locked.filtered_domain(invoices._autopay_due_domain(today))
+        for invoice in locked:
+            invoice.subscription_charge_date = invoice.company_id._subscription_today()
+        due = locked.filtered_domain(invoices._autopay_due_domain())
         if due != invoices:
             raise UserError(self.env._(
                 "%(invoices)s is being charged right now: wait for that attempt's outcome.",
@@ -189,7 +199,7 @@ class SubscriptionCharge(models.Model):
         self._recover_interrupted()
         Move = self.env["account.move"].sudo()
         process_in_locked_batches(
-            Move, Move._autopay_due_domain(fields.Date.context_today(self)), "_subscription_charge_autopay",
+            Move, Move._autopay_due_domain(), "_subscription_charge_autopay",
             batch_size, order="subscription_charge_date, id",
         )
 
@@ -204,17 +214,66 @@ class SubscriptionCharge(models.Model):
         charges = self._create_for_invoices(invoices)
         # The transactions exist in the database before any provider hears of them.
         cron._commit_progress()
-        sent = charges.filtered(lambda c: c.state == "pending")
-        for charge in sent:
-            charge._send()
+        sent = self.browse()
+        for charge in charges.filtered(lambda c: c.state == "pending"):
+            if charge._still_to_collect():  # the invoice stays locked until the answer is committed
+                charge._send()
+                sent |= charge
             cron._commit_progress()  # each answer is durable before anything is post-processed
         # Payments, reconciliation, e-mails and statuses by small groups: posting payments
         # locks the journal's numbering until the commit, so other workers wait that long.
         for group in split_every(POST_PROCESS_GROUP, sent.ids, self.browse):
-            group._sync_from_transaction()
-            cron._commit_progress()
+            self._post_process_group(group)
         charges.filtered(lambda c: c.state == "failed" and not c.failure_kind)._on_failure()
         return charges
+
+    def _still_to_collect(self):
+        """Just before the provider is called: lock the invoice and check it is still open.
+
+        An accountant may have registered its payment since the charge was created (that
+        transaction committed): then nothing is sent and the charge is not needed. An invoice
+        another transaction is writing right now is left for the next run.
+
+        :return: True when the charge may be sent (the invoice stays locked until the next commit)
+        """
+        self.ensure_one()
+        invoice = self.invoice_id.sudo()
+        locked = invoice.try_lock_for_update()
+        if locked:
+            invoice.invalidate_recordset(["payment_state", "amount_residual", "state"])
+            if locked.filtered_domain(locked._subscription_open_domain()) and \
+                    invoice.currency_id.compare_amounts(invoice.amount_residual, self.amount) == 0:
+                return True
+            reason = self.env._("%(invoice)s was paid by other means before the charge was sent: nothing was "
+                                "charged.", invoice=invoice.name)
+        else:
+            invoice.subscription_charge_date = self.company_id._subscription_today()
+            reason = self.env._("%(invoice)s was being changed at that moment: it will be charged on the next "
+                                "run.", invoice=invoice.name)
+        self.transaction_id.sudo()._set_canceled(state_message=reason)
+        self.write({"state": "cancelled", "failure_message": reason})
+        self.subscription_id.message_post(body=reason)
+        return False
+
+    @api.model
+    def _post_process_group(self, group, attempts=3):
+        """Post-process a group of answered charges and commit; a concurrent accounting write
+        (serialization failure, lock) rolls the group back and retries it. The providers'
+        answers are already committed, so a group that keeps failing is finished by the next
+        run's recovery, and the rest of the run goes on."""
+        for attempt in range(1, attempts + 1):
+            try:
+                group._sync_from_transaction()
+                self.env["ir.cron"]._commit_progress()
+                return True
+            except (psycopg2.errors.SerializationFailure, psycopg2.errors.LockNotAvailable,
+                    psycopg2.errors.DeadlockDetected) as error:
+                _logger.info("Autopay post-processing of %s charges conflicted (%s), attempt %s of %s",
+                             len(group), error.pgcode, attempt, attempts)
+                self.env.cr.rollback()
+                self.env.invalidate_all()
+        _logger.warning("Autopay post-processing of charges %s left to the next run", group.ids)
+        return False
 
     @api.model
     def _recover_interrupted(self):
@@ -245,8 +304,9 @@ class SubscriptionCharge(models.Model):
         """
         invoices = invoices.sudo()
         invoices.write({"subscription_charge_date": False})
+        # Attempts so far: failed ones, and collected ones whose payment was undone since.
         failed_counts = dict(self.sudo()._read_group(
-            [("invoice_id", "in", invoices.ids), ("state", "=", "failed")], ["invoice_id"], ["__count"],
+            [("invoice_id", "in", invoices.ids), ("state", "in", ("failed", "done"))], ["invoice_id"], ["__count"],
         ))
         without_token = invoices.browse()
         charge_vals, tx_vals = [], []
@@ -320,6 +380,27 @@ class SubscriptionCharge(models.Model):
         done._on_success()
         failed._on_failure()
 
+    def _flag_double_payment(self):
+        """This charge collected an invoice that was already paid: an activity to refund the surplus."""
+        self.ensure_one()
+        amount = format_amount(self.env, self.amount, self.currency_id)
+        text = self.env._(
+            "%(invoice)s was already paid when the autopay payment of %(amount)s arrived: the customer paid twice. "
+            "Refund the surplus (it shows as a customer credit meanwhile).",
+            invoice=self.invoice_id.name, amount=amount)
+        self.subscription_id.message_post(body=text)
+        self.subscription_id._schedule_salesperson_activity(
+            self.env._("Refund %(amount)s paid twice", amount=amount), note=text)
+
+    def _mark_reversed(self, reason):
+        """The payment of these done charges was undone: they no longer count as collected."""
+        self.write({"is_reversed": True, "date_reversed": fields.Date.context_today(self)})
+        for charge in self:
+            charge.subscription_id.message_post(body=self.env._(
+                "The autopay payment of %(invoice)s (%(amount)s, attempt %(attempt)s) was reversed: %(reason)s",
+                invoice=charge.invoice_id.name, amount=format_amount(self.env, charge.amount, charge.currency_id),
+                attempt=charge.attempt, reason=reason))
+
     def _mark_review(self, reason):
         self.ensure_one()
         self.review_reason = reason
@@ -328,11 +409,19 @@ class SubscriptionCharge(models.Model):
         ))
 
     def _on_success(self):
-        """Paid: reconcile through Odoo's post-processing, tell the customer, stop retries."""
+        """Paid: reconcile through Odoo's post-processing, tell the customer, stop retries.
+
+        Money that arrives for an invoice already paid by other means (a bank debit settling
+        after a payment registered by hand) is not left silently as customer credit: the
+        salesperson gets an activity to refund it.
+        """
         if not self:
             return
+        paid_before = self.filtered(lambda c: c.invoice_id.sudo().payment_state in ("paid", "in_payment", "reversed"))
         self.transaction_id.sudo().filtered(lambda tx: not tx.is_post_processed)._post_process()
         self.write({"state": "done"})
+        for charge in paid_before:
+            charge._flag_double_payment()
         mailed = queue_mails(
             self.env.ref("subscription_billing.mail_template_payment_receipt", raise_if_not_found=False), self)
         for charge in self:
@@ -365,7 +454,6 @@ class SubscriptionCharge(models.Model):
 
         :param str message: the failure message, when not the provider's (e.g. staff's)
         """
-        today = fields.Date.context_today(self)
         rules_by_company = {}
         to_mail = defaultdict(lambda: self.browse())  # template -> charges
         notes = []  # (charge, chatter text before the e-mail mention)
@@ -374,6 +462,7 @@ class SubscriptionCharge(models.Model):
             sub = charge.subscription_id
             if message:
                 charge.failure_message = message
+            today = sub.company_id._subscription_today()
             kind, code, reason = charge._classify()
             if sub.company_id not in rules_by_company:
                 rules_by_company[sub.company_id] = self.env["subscription.retry.rule"]._get_for_company(sub.company_id)

@@ -60,11 +60,10 @@ class SubscriptionSubscription(models.Model):
         Autopay subscriptions follow their charges instead.
         """
         batch_size = batch_size or DEFAULT_BATCH_SIZE
-        today = fields.Date.context_today(self)
         jobs = [
             (self._dunning_overdue_domain(), "_dunning_mark_past_due", "id"),
-            (self._renewal_reminder_domain(today), "_send_renewal_reminder", "date_end, id"),
-            (self._dunning_grace_over_domain(today), "_dunning_suspend", "id"),
+            (self._renewal_reminder_domain(), "_send_renewal_reminder", "date_end, id"),
+            (self._dunning_grace_over_domain(), "_dunning_suspend", "id"),
         ]
         for domain, method, order in jobs:
             if not process_in_locked_batches(self, domain, method, batch_size, order=order):
@@ -72,29 +71,39 @@ class SubscriptionSubscription(models.Model):
 
     @api.model
     def _dunning_overdue_domain(self):
-        """Active manual payers with an overdue invoice."""
-        return Domain([("state", "=", "active"), ("payment_token_id", "=", False), ("has_overdue_invoice", "=", True)])
+        """Active manual payers with an invoice overdue in their company's time zone."""
+        Move = self.env["account.move"]
+        domains = [
+            Domain("company_id", "=", company.id)
+            & Domain("invoice_ids", "any", Move._subscription_overdue_domain(company._subscription_today()))
+            for company in self.env["res.company"].sudo().search([])
+        ]
+        return Domain([("state", "=", "active"), ("payment_token_id", "=", False)]) & Domain.OR(domains)
 
     @api.model
-    def _dunning_grace_over_domain(self, today):
+    def _dunning_grace_over_domain(self):
         """Past-due manual payers with an invoice overdue for longer than their company's grace period."""
         Move = self.env["account.move"]
         domains = [
             Domain("company_id", "=", company.id) & Domain(
                 "invoice_ids", "any",
-                Move._subscription_overdue_domain(today - timedelta(days=company.subscription_grace_days)),
+                Move._subscription_overdue_domain(
+                    company._subscription_today() - timedelta(days=company.subscription_grace_days)),
             )
             for company in self.env["res.company"].sudo().search([])
         ]
         return Domain([("state", "=", "past_due"), ("payment_token_id", "=", False)]) & Domain.OR(domains)
 
     @api.model
-    def _renewal_reminder_domain(self, today):
+    def _renewal_reminder_domain(self):
         """Subscriptions ending within their plan's reminder days, without automatic renewal,
         not reminded yet for this term (a reminded term keeps its end in ``renewal_reminded_for``)."""
-        return Domain([("is_expiring", "=", True), ("date_end", ">=", today)]) & (
-            Domain("renewal_reminded_for", "=", False) | Domain("renewal_reminded_for", "<", today)
-        )
+        per_company = []
+        for company in self.env["res.company"].sudo().search([]):
+            today = company._subscription_today()
+            per_company.append(Domain("company_id", "=", company.id) & Domain("date_end", ">=", today) & (
+                Domain("renewal_reminded_for", "=", False) | Domain("renewal_reminded_for", "<", today)))
+        return Domain("is_expiring", "=", True) & Domain.OR(per_company)
 
     def _dunning_mark_past_due(self):
         """An invoice is overdue: past due, with a payment reminder e-mailed."""

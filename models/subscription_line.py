@@ -1,5 +1,10 @@
+import math
+
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
+from odoo.tools import float_round
+
+from .. import const
 
 
 class SubscriptionLine(models.Model):
@@ -106,6 +111,22 @@ class SubscriptionLine(models.Model):
             line.price_total = base_line["tax_details"]["total_included_currency"]
             line.price_tax = line.price_total - line.price_subtotal
 
+    @api.constrains("quantity", "price_unit")
+    def _check_amount_bounds(self):
+        """Quantities and prices an invoice can hold exactly (``const.MAX_QUANTITY``, ``MAX_LINE_AMOUNT``)."""
+        for line in self:
+            if not (math.isfinite(line.quantity) and math.isfinite(line.price_unit)):
+                raise ValidationError(self.env._("%(line)s: the quantity and the price must be numbers.",
+                                                 line=line.name or line.product_id.display_name))
+            if line.quantity > const.MAX_QUANTITY:
+                raise ValidationError(self.env._(
+                    "%(line)s: a quantity of %(qty)s is more than an invoice can hold (at most %(max)s).",
+                    line=line.name or line.product_id.display_name, qty=line.quantity, max=int(const.MAX_QUANTITY)))
+            if line.price_unit > const.MAX_LINE_AMOUNT or line.quantity * line.price_unit > const.MAX_LINE_AMOUNT:
+                raise ValidationError(self.env._(
+                    "%(line)s: an amount above %(max)s per period is more than an invoice can hold exactly.",
+                    line=line.name or line.product_id.display_name, max=int(const.MAX_LINE_AMOUNT)))
+
     @api.constrains("product_id")
     def _check_product_is_recurring(self):
         for line in self:
@@ -115,9 +136,17 @@ class SubscriptionLine(models.Model):
                     product=line.product_id.display_name,
                 ))
 
-    def _prepare_invoice_line_vals(self, period_label):
-        """Invoice line values for one billing period (label carries the period)."""
+    def _prepare_invoice_line_vals(self, period_label, ratio=None):
+        """Invoice line values for one billing period (label carries the period).
+
+        :param ratio: share of the period billed (a prorated last period): the unit price is
+            multiplied by it and rounded to the product price precision
+        """
         self.ensure_one()
+        price_unit = self.price_unit
+        if ratio is not None:
+            price_unit = float_round(price_unit * ratio, precision_digits=self.env["decimal.precision"].precision_get(
+                "Product Price"))
         return {
             "display_type": "product",
             "sequence": self.sequence,
@@ -125,7 +154,7 @@ class SubscriptionLine(models.Model):
             "product_id": self.product_id.id,
             "product_uom_id": self.product_id.uom_id.id,
             "quantity": self.quantity,
-            "price_unit": self.price_unit,
+            "price_unit": price_unit,
             "discount": self.discount,
             "tax_ids": [fields.Command.set(self.tax_ids.ids)],
         }

@@ -37,6 +37,17 @@ class SubscriptionPlan(models.Model):
         help="Subscriptions ending within this many days are shown as expiring soon "
         "and their customers are reminded.",
     )
+    prorate_last_period = fields.Boolean(
+        string="Prorate the last period", default=True,
+        help="A subscription that ends in the middle of a period (a scheduled end, a term cut short) pays "
+        "that period per day of service; otherwise it pays the period in full.",
+    )
+    bill_suspended_periods = fields.Boolean(
+        string="Bill suspended time",
+        help="When a suspended subscription is reactivated (by staff or by paying), also invoice the "
+        "periods it spent suspended. By default they are skipped: billing resumes with a period "
+        "starting on the reactivation day, since the customer had no service.",
+    )
     payment_term_id = fields.Many2one(
         "account.payment.term", check_company=True,
         help="Payment terms of the invoices of customers who pay by hand.",

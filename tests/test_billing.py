@@ -3,7 +3,7 @@ from unittest.mock import patch
 
 from psycopg2.errors import UniqueViolation
 
-from odoo.exceptions import UserError
+from odoo.exceptions import UserError, ValidationError
 from odoo.fields import Command
 from odoo.tests import freeze_time, tagged
 from odoo.tools import mute_logger
@@ -63,11 +63,18 @@ class TestBillingDay(SubscriptionCommon):
         sub = self._create_subscription(date_start="2026-03-01")
         self._run_billing()
         self._run_billing()
-        sub.next_invoice_date = date(2026, 3, 1)  # even if someone moves the date back by hand
+        # Moving the date back by hand over invoiced periods is refused with a readable message ...
+        with self.assertRaisesRegex(ValidationError, "already invoiced"), self.env.cr.savepoint():
+            sub.next_invoice_date = date(2026, 3, 1)
+        # ... and even a date moved behind the ORM's back (SQL, a race) never invoices twice.
+        self.env.cr.execute("UPDATE subscription_subscription SET next_invoice_date = '2026-03-01' WHERE id = %s",
+                            [sub.id])
+        self.env.invalidate_all()
         with mute_logger("odoo.addons.subscription_billing.models.subscription_billing", "odoo.sql_db"):
             self._run_billing()
         self.assertEqual(len(self._invoices(sub)), 2)
-        self.assertTrue(sub.billing_error, "the refused duplicate is reported on the subscription")
+        self.assertIn("already invoiced", sub.billing_error, "the refused duplicate is reported, readably")
+        self.assertNotIn("duplicate key", sub.billing_error)
 
     @freeze_time("2026-03-01")
     def test_unique_index_rejects_duplicate_written_directly(self):

@@ -109,13 +109,15 @@ class TestSubscriptionRules(SubscriptionCommon):
         with self.assertRaisesRegex(UserError, "already closed"):
             sub.action_cancel()
 
+    @freeze_time("2026-11-29")
     def test_renew_expired_reactivates(self):
         sub = self._create_subscription(plan=self.plan_yearly)
         sub._action_close("expired", self.env.ref("subscription_billing.close_reason_expired"))
         sub.action_renew()
         self.assertEqual(sub.state, "active")
         self.assertFalse(sub.close_reason_id)
-        self.assertEqual(sub.date_end, date(2027, 12, 31))
+        # A new term from the renewal day (issue: renewing an ended subscription starts now).
+        self.assertEqual((sub.date_end, sub.next_invoice_date), (date(2027, 11, 28), date(2026, 11, 29)))
 
     def test_open_ended_plan_cannot_renew(self):
         open_plan = self.env["subscription.plan"].create({"name": "Open", "term_value": 0})

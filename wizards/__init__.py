@@ -1,2 +1,5 @@
+from . import subscription_catch_up_wizard
 from . import subscription_close_wizard
 from . import subscription_enroll_wizard
+from . import subscription_reinvoice_wizard
+from . import subscription_renew_wizard
