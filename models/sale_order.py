@@ -1,6 +1,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.fields import Command
+from odoo.tools import format_amount
 
 
 class SaleOrder(models.Model):
@@ -18,6 +19,27 @@ class SaleOrder(models.Model):
     def _compute_subscription_count(self):
         for order in self:
             order.subscription_count = len(order.subscription_ids)
+
+    @api.onchange("subscription_plan_id")
+    def _onchange_subscription_plan_id(self):
+        """A new plan re-prices the subscription lines, prices typed by hand included, and says which
+        typed prices it replaced."""
+        replaced = []
+        for line in self.order_line.filtered(lambda l: l.product_id.recurring_invoice and not l.qty_invoiced):
+            typed = line.currency_id.compare_amounts(line.technical_price_unit, line.price_unit) != 0
+            before = line.price_unit
+            line._reset_price_unit()
+            if typed and line.currency_id.compare_amounts(before, line.price_unit):
+                replaced.append(self.env._("%(product)s: %(old)s replaced by %(new)s",
+                                           product=line.product_id.display_name,
+                                           old=format_amount(self.env, before, line.currency_id),
+                                           new=format_amount(self.env, line.price_unit, line.currency_id)))
+        if replaced:
+            return {"warning": {
+                "title": self.env._("Prices typed by hand were replaced"),
+                "message": self.env._("The plan's prices now apply:\n%(lines)s", lines="\n".join(replaced)),
+            }}
+        return None
 
     def _get_recurring_lines(self):
         self.ensure_one()
@@ -95,18 +117,24 @@ class SaleOrderLine(models.Model):
 
     @api.depends("order_id.subscription_plan_id")
     def _compute_price_unit(self):
-        """Subscription products on a quotation with a plan take the plan's price per period."""
-        res = super()._compute_price_unit()
-        Pricing = self.env["subscription.pricing"]
-        for line in self:
-            order = line.order_id
-            if not (order.subscription_plan_id and line.product_id.recurring_invoice) or line.qty_invoiced:
-                continue
-            price = Pricing._get_price(line.product_id, order.subscription_plan_id,
-                                       order.currency_id or order.company_id.currency_id)
-            if price is not None:
-                line.price_unit = line.technical_price_unit = price
-        return res
+        """Prices follow the order's plan too (see ``_get_display_price``)."""
+        return super()._compute_price_unit()
+
+    def _get_display_price(self):
+        """A subscription product on a quotation with a plan costs the plan's price per period,
+        however the quotation was built (plan before or after the product): Odoo prices a line
+        through this hook both when the product is chosen and when prices are recomputed."""
+        self.ensure_one()
+        price = self._subscription_plan_price()
+        return super()._get_display_price() if price is None else price
+
+    def _subscription_plan_price(self):
+        """The order's plan price of this line's product (in the order's currency), or None."""
+        order = self.order_id
+        if not (order.subscription_plan_id and self.product_id.recurring_invoice):
+            return None
+        return self.env["subscription.pricing"]._get_price(
+            self.product_id, order.subscription_plan_id, order.currency_id or order.company_id.currency_id)
 
     @api.depends("order_id.subscription_plan_id")
     def _compute_qty_to_invoice(self):

@@ -368,7 +368,8 @@ class SubscriptionSubscription(models.Model):
             # On an open-ended plan an end date can only be the end.
             if vals.get("date_end") and plan and not plan.term_value:
                 vals.setdefault("is_end_scheduled", True)
-        subs = super(SubscriptionSubscription, self.with_context(subscription_term_write=True)).create(vals_list)
+        subs = super(SubscriptionSubscription, self.with_context(subscription_term_write=True)).create(
+            vals_list).with_env(self.env)
         for sub, vals in zip(subs, vals_list, strict=True):
             if vals.get("fiscal_position_id") and "is_fiscal_position_manual" not in vals:
                 sub.is_fiscal_position_manual = sub.fiscal_position_id != sub._customer_fiscal_position()

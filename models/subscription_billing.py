@@ -228,6 +228,7 @@ class SubscriptionSubscription(models.Model):
         for sub in stuck:
             sub.write({"billing_failed_on": sub.company_id._subscription_today(),
                        "billing_error": self.env._("Still due after billing.")})
+        return stuck
 
     @api.model
     def _generate_due_invoices(self):
@@ -243,17 +244,23 @@ class SubscriptionSubscription(models.Model):
 
     def _close_at_end(self):
         """Close subscriptions that reached their end, on their end date: a scheduled end (or the
-        end of an open-ended plan) with its close reason, a term that does not renew as expired."""
+        end of an open-ended plan) with its close reason, a term that does not renew as expired.
+
+        :return: the subscriptions left open because a period before their end is still to invoice
+        """
+        waiting = self.browse()
         for sub in self:
             if sub.date_end and sub.next_invoice_date and sub.next_invoice_date <= sub.date_end \
                     and sub.state != "suspended":
-                continue  # a period before the end is still to invoice: the billing day comes first
+                waiting |= sub  # the billing day comes first
+                continue
             if sub.is_end_scheduled or not sub.plan_id.term_value:
                 reason = sub.close_reason_id or self.env.ref("subscription_billing.close_reason_customer_request")
                 sub._action_close("cancelled", reason, sub.close_note, date_closed=sub.date_end)
             else:
                 sub._action_close("expired", self.env.ref("subscription_billing.close_reason_expired"),
                                   date_closed=sub.date_end)
+        return waiting
 
     def _plan_billing(self, until=None, max_periods=None):
         """Compute, without writing, what billing these subscriptions up to ``until`` means.

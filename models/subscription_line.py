@@ -111,6 +111,25 @@ class SubscriptionLine(models.Model):
             line.price_total = base_line["tax_details"]["total_included_currency"]
             line.price_tax = line.price_total - line.price_subtotal
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._check_amount_values(vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._check_amount_values(vals)
+        return super().write(vals)
+
+    @api.model
+    def _check_amount_values(self, vals):
+        """Refuse, before the ORM converts them, numbers no column can hold (infinity, NaN)."""
+        for name in ("quantity", "price_unit", "discount"):
+            value = vals.get(name)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise ValidationError(self.env._("The %(field)s of a subscription line must be a number.",
+                                                 field=self._fields[name].string.lower()))
+
     @api.constrains("quantity", "price_unit")
     def _check_amount_bounds(self):
         """Quantities and prices an invoice can hold exactly (``const.MAX_QUANTITY``, ``MAX_LINE_AMOUNT``)."""

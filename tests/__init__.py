@@ -10,3 +10,5 @@ from . import test_stripe
 from . import test_portal
 from . import test_portal_tours
 from . import test_access
+from . import test_money_edges
+from . import test_collection_edges

@@ -338,3 +338,24 @@ class TestStripeWebhook(StripeSetupMixin, AutopayCommon, HttpCase):
         response = self._post(payload, signed_event_headers(payload, timestamp=int(time.time()) + 60))
         self.assertEqual(response.status_code, 200)
         self.assertEqual(self.charge.state, "done")
+
+    def test_a_chargeback_puts_the_invoice_back_into_collection(self):
+        payload = event_payload("evt_paid", "payment_intent.succeeded", self._intent("succeeded"))
+        with freeze_time("2026-05-03"):
+            self.assertEqual(self._post(payload, signed_event_headers(payload)).status_code, 200)
+        self._assert_paid(self.sub.invoice_ids)
+        dispute = {"id": "dp_1", "object": "dispute", "payment_intent": "pi_bank_debit", "charge": "ch_1",
+                   "reason": "fraudulent", "amount": 1320, "status": "needs_response"}
+        payload = event_payload("evt_dispute", "charge.dispute.created", dispute)
+        with freeze_time("2026-05-10"):
+            response = self._post(payload, signed_event_headers(payload))
+        self.assertEqual(response.status_code, 200)
+        invoice = self.sub.invoice_ids
+        self.assertEqual(invoice.payment_state, "not_paid")
+        self.assertEqual((self.charge.state, self.charge.is_reversed), ("done", True))
+        self.assertEqual(self.sub.state, "past_due")
+        self.assertEqual(invoice.subscription_charge_date, date(2026, 5, 11))
+        self._assert_logged(self.sub, "chargeback")
+        # A replay of the same dispute changes nothing more.
+        self.assertEqual(self._post(payload, signed_event_headers(payload)).status_code, 200)
+        self.assertEqual(len(self.sub.activity_ids.filtered(lambda a: "Payment undone" in (a.summary or ""))), 1)
