@@ -378,11 +378,11 @@ class SubscriptionSubscription(models.Model):
         return subs
 
     def write(self, vals):
+        end_cleared = False
         if "date_end" in vals and not self.env.context.get("subscription_term_write"):
             # An end date written by hand (form, import, RPC) is the end, never a term to renew.
             vals = dict(vals, is_end_scheduled=bool(vals["date_end"]))
-            if not vals["date_end"]:
-                return self._write_cleared_end(vals)
+            end_cleared = not vals["date_end"]
         if "state" in vals and self.env.context.get("subscription_state_change") is not _STATE_CHANGE:
             self.check_access("write")  # who may not write at all hears that first
             changed = self.filtered(lambda s: s.state != vals["state"])
@@ -404,6 +404,11 @@ class SubscriptionSubscription(models.Model):
                 if "currency_id" in vals and any(s.currency_id.id != vals["currency_id"] for s in locked):
                     raise UserError(self.env._("The currency of an invoiced subscription cannot be changed."))
         res = super().write(vals)
+        if vals.get("is_end_scheduled") and vals.get("date_end"):
+            self._warn_invoiced_past_end()
+        if end_cleared:  # the scheduled end is removed: term plans get their term end back
+            for sub in self.filtered(lambda s: s.state in const.RUNNING_STATES and s.plan_id.term_value):
+                sub._set_term_end(sub._current_term_end())
         if ("fiscal_position_id" in vals and "is_fiscal_position_manual" not in vals
                 and not self.env.context.get("subscription_fiscal_position_auto")):
             # Chosen by hand, it stays; unless it is what the customer's own would be anyway.
@@ -412,13 +417,6 @@ class SubscriptionSubscription(models.Model):
                 super(SubscriptionSubscription, manual).write({"is_fiscal_position_manual": True})
             if self - manual:
                 super(SubscriptionSubscription, self - manual).write({"is_fiscal_position_manual": False})
-        return res
-
-    def _write_cleared_end(self, vals):
-        """The scheduled end is removed: term plans get their term end back."""
-        res = super(SubscriptionSubscription, self.with_context(subscription_term_write=True)).write(vals)
-        for sub in self.filtered(lambda s: s.state in const.RUNNING_STATES and s.plan_id.term_value):
-            sub._set_term_end(sub._current_term_end())
         return res
 
     @api.ondelete(at_uninstall=False)
@@ -613,6 +611,19 @@ class SubscriptionSubscription(models.Model):
                 vals["date_end"] = sub._term_end(sub.date_start)
             if vals:
                 sub.with_context(subscription_term_write=True).write(vals)
+
+    def _warn_invoiced_past_end(self):
+        """A scheduled end before periods already invoiced: say which invoices cover days after it
+        (they are not credited automatically: the customer may be owed a refund)."""
+        invoices = self.env["account.move"].sudo().search(
+            self._live_invoice_domain())
+        for sub in self:
+            after = invoices.filtered(lambda m, s=sub: m.subscription_id == s and m.subscription_period_end > s.date_end)
+            if after:
+                sub.message_post(body=self.env._(
+                    "Ends on %(date)s, but %(invoices)s already cover days after it: credit them if the customer "
+                    "is owed a refund.", date=format_date(self.env, sub.date_end),
+                    invoices=", ".join(after.mapped("name"))))
 
     def _customer_fiscal_position(self):
         """The fiscal position Odoo finds for the customer today (country, VAT, their own setting)."""

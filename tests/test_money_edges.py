@@ -164,7 +164,7 @@ class TestInvoiceAgain(EdgesCommon):
             self.assertEqual(sub.next_invoice_date, date(2026, 4, 1))
             sub.line_ids.quantity = 2
             action = february.action_subscription_reinvoice()
-            wizard = self.env["subscription.reinvoice.wizard"].with_context(action["context"]).create({})
+            wizard = self.env["subscription.reinvoice.wizard"].with_context(**action["context"]).create({})
             self.assertEqual(wizard.period_start, date(2026, 2, 1))
             wizard.action_invoice()
         self.assertEqual(self._periods(sub), [
@@ -366,7 +366,7 @@ class TestBounds(EdgesCommon):
         action = sub.action_generate_invoice()
         self.assertEqual(action["res_model"], "subscription.catch.up.wizard")
         self.assertFalse(self._invoices(sub), "nothing created in the request")
-        wizard = self.env[action["res_model"]].with_context(action["context"]).create({})
+        wizard = self.env[action["res_model"]].with_context(**action["context"]).create({})
         self.assertIn("107 periods", wizard.summary)
         wizard.action_confirm()
         self.assertFalse(self._invoices(sub))
@@ -407,3 +407,19 @@ class TestQuotationPrice(EdgesCommon):
             with order.order_line.edit(0) as line:
                 self.assertEqual(line.price_unit, 120.0)
         self.assertEqual(order.record.order_line.price_unit, 120.0)
+
+
+@tagged("post_install", "-at_install")
+class TestEndBeforeInvoicedPeriods(EdgesCommon):
+
+    def test_an_end_before_periods_already_invoiced_says_which_invoices_to_credit(self):
+        sub = self._sub(100.0, date_start="2026-01-01")
+        self._bill_on("2026-03-01")
+        march = self._invoices(sub)[2]
+        with freeze_time("2026-03-02"):
+            sub.date_end = date(2026, 2, 15)
+        self.assertIn(march.name, self._bodies(sub))
+        self.assertIn("credit them", self._bodies(sub))
+        self._bill_on("2026-04-01")
+        self.assertEqual(len(self._invoices(sub)), 3, "nothing more invoiced")
+        self.assertEqual(sub.state, "cancelled")
