@@ -9,6 +9,8 @@ from odoo.addons.base.models.res_partner import _tz_get
 class ResCompany(models.Model):
     _inherit = "res.company"
 
+    # === FIELDS === #
+
     subscription_retry_rule_ids = fields.One2many("subscription.retry.rule", "company_id", string="Autopay retries")
     subscription_after_retries = fields.Selection(
         [("suspend", "Suspend the subscription"), ("notify", "Keep it active and notify the salesperson")],
@@ -25,11 +27,15 @@ class ResCompany(models.Model):
         help="Days a manual payer's invoice may stay overdue before the subscription is suspended.",
     )
 
+    # === CONSTRAINT METHODS === #
+
     @api.constrains("subscription_grace_days")
     def _check_subscription_grace_days(self):
         for company in self:
             if company.subscription_grace_days < 0:
                 raise ValidationError(self.env._("The grace period cannot be negative."))
+
+    # === BUSINESS METHODS === #
 
     def _subscription_today(self):
         """Today's date in the company's subscriptions time zone (see ``subscription_tz``)."""

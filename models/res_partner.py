@@ -15,6 +15,8 @@ STATE_TO_STATUS = {
 class ResPartner(models.Model):
     _inherit = "res.partner"
 
+    # === FIELDS === #
+
     subscription_ids = fields.One2many(
         "subscription.subscription", compute="_compute_subscription_ids", string="Subscriptions",
     )
@@ -27,6 +29,8 @@ class ResPartner(models.Model):
         help="The best standing among the subscriptions of this customer's company: "
         "active customers are eligible for support.",
     )
+
+    # === COMPUTE METHODS === #
 
     @api.model
     def _subscription_status_by_commercial(self, commercial_ids=None):
@@ -75,6 +79,8 @@ class ResPartner(models.Model):
         if operator in ("!=", "not in"):
             domain = ["!", *domain]
         return domain
+
+    # === ACTION METHODS === #
 
     def action_view_subscriptions(self):
         self.ensure_one()

@@ -7,6 +7,8 @@ from odoo.tools import format_amount
 class SaleOrder(models.Model):
     _inherit = "sale.order"
 
+    # === FIELDS === #
+
     subscription_plan_id = fields.Many2one(
         "subscription.plan", string="Subscription plan", check_company=True,
         help="On confirmation, the subscription products of this quotation start a subscription on this plan; "
@@ -15,10 +17,14 @@ class SaleOrder(models.Model):
     subscription_ids = fields.One2many("subscription.subscription", "sale_order_id", string="Subscriptions")
     subscription_count = fields.Integer(compute="_compute_subscription_count")
 
+    # === COMPUTE METHODS === #
+
     @api.depends("subscription_ids")
     def _compute_subscription_count(self):
         for order in self:
             order.subscription_count = len(order.subscription_ids)
+
+    # === ONCHANGE METHODS === #
 
     @api.onchange("subscription_plan_id")
     def _onchange_subscription_plan_id(self):
@@ -41,16 +47,32 @@ class SaleOrder(models.Model):
             }}
         return None
 
-    def _get_recurring_lines(self):
-        self.ensure_one()
-        if not self.subscription_plan_id:
-            return self.env["sale.order.line"]
-        return self.order_line.filtered(lambda line: not line.display_type and line.product_id.recurring_invoice)
+    # === CORE METHODS OVERRIDES === #
 
     def _action_confirm(self):
         res = super()._action_confirm()
         self._create_subscriptions()
         return res
+
+    # === ACTION METHODS === #
+
+    def action_view_subscriptions(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("subscription_billing.subscription_action")
+        action["domain"] = [("sale_order_id", "=", self.id)]
+        action["context"] = {}
+        if len(self.subscription_ids) == 1:
+            action.update(res_id=self.subscription_ids.id, view_mode="form",
+                          views=[(self.env.ref("subscription_billing.subscription_view_form").id, "form")])
+        return action
+
+    # === BUSINESS METHODS === #
+
+    def _get_recurring_lines(self):
+        self.ensure_one()
+        if not self.subscription_plan_id:
+            return self.env["sale.order.line"]
+        return self.order_line.filtered(lambda line: not line.display_type and line.product_id.recurring_invoice)
 
     def _prepare_subscription_vals(self):
         self.ensure_one()
@@ -100,16 +122,6 @@ class SaleOrder(models.Model):
                 subtype_xmlid="mail.mt_note",
             )
         return subs
-
-    def action_view_subscriptions(self):
-        self.ensure_one()
-        action = self.env["ir.actions.act_window"]._for_xml_id("subscription_billing.subscription_action")
-        action["domain"] = [("sale_order_id", "=", self.id)]
-        action["context"] = {}
-        if len(self.subscription_ids) == 1:
-            action.update(res_id=self.subscription_ids.id, view_mode="form",
-                          views=[(self.env.ref("subscription_billing.subscription_view_form").id, "form")])
-        return action
 
 
 class SaleOrderLine(models.Model):

@@ -615,10 +615,10 @@ class SubscriptionSubscription(models.Model):
     def _warn_invoiced_past_end(self):
         """A scheduled end before periods already invoiced: say which invoices cover days after it
         (they are not credited automatically: the customer may be owed a refund)."""
-        invoices = self.env["account.move"].sudo().search(
-            self._live_invoice_domain())
+        invoices = self.env["account.move"].sudo().search(self._live_invoice_domain())
         for sub in self:
-            after = invoices.filtered(lambda m, s=sub: m.subscription_id == s and m.subscription_period_end > s.date_end)
+            after = invoices.filtered(
+                lambda m, s=sub: m.subscription_id == s and m.subscription_period_end > s.date_end)
             if after:
                 sub.message_post(body=self.env._(
                     "Ends on %(date)s, but %(invoices)s already cover days after it: credit them if the customer "

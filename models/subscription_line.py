@@ -13,6 +13,8 @@ class SubscriptionLine(models.Model):
     _order = "subscription_id, sequence, id"
     _check_company_auto = True
 
+    # === FIELDS === #
+
     subscription_id = fields.Many2one(
         "subscription.subscription", required=True, ondelete="cascade", index=True,
     )
@@ -49,6 +51,8 @@ class SubscriptionLine(models.Model):
     _discount_range = models.Constraint(
         "CHECK(discount >= 0 AND discount <= 100)", "A discount is between 0 and 100%."
     )
+
+    # === COMPUTE METHODS === #
 
     @api.depends("product_id")
     def _compute_name(self):
@@ -111,6 +115,8 @@ class SubscriptionLine(models.Model):
             line.price_total = base_line["tax_details"]["total_included_currency"]
             line.price_tax = line.price_total - line.price_subtotal
 
+    # === CRUD METHODS === #
+
     @api.model_create_multi
     def create(self, vals_list):
         for vals in vals_list:
@@ -129,6 +135,8 @@ class SubscriptionLine(models.Model):
             if isinstance(value, (int, float)) and not math.isfinite(value):
                 raise ValidationError(self.env._("The %(field)s of a subscription line must be a number.",
                                                  field=self._fields[name].string.lower()))
+
+    # === CONSTRAINT METHODS === #
 
     @api.constrains("quantity", "price_unit")
     def _check_amount_bounds(self):
@@ -154,6 +162,8 @@ class SubscriptionLine(models.Model):
                     "%(product)s is not a subscription product (tick 'Subscription product' on it first).",
                     product=line.product_id.display_name,
                 ))
+
+    # === BUSINESS METHODS === #
 
     def _prepare_invoice_line_vals(self, period_label, ratio=None):
         """Invoice line values for one billing period (label carries the period).

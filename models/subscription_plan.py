@@ -10,6 +10,8 @@ class SubscriptionPlan(models.Model):
     _order = "sequence, id"
     _check_company_auto = True
 
+    # === FIELDS === #
+
     name = fields.Char(required=True, translate=True)
     sequence = fields.Integer(default=10)
     active = fields.Boolean(default=True)
@@ -68,6 +70,8 @@ class SubscriptionPlan(models.Model):
         "CHECK(renewal_reminder_days >= 0)", "The renewal reminder cannot be a negative number of days."
     )
 
+    # === COMPUTE METHODS === #
+
     @api.depends("subscription_ids")
     def _compute_subscription_count(self):
         counts = dict(
@@ -91,6 +95,8 @@ class SubscriptionPlan(models.Model):
                     unit=labels.get(plan.billing_period_unit, "").lower(),
                 )
 
+    # === CONSTRAINT METHODS === #
+
     @api.constrains("term_value", "term_unit", "billing_period_value", "billing_period_unit")
     def _check_term_fits_periods(self):
         for plan in self:
@@ -107,10 +113,14 @@ class SubscriptionPlan(models.Model):
                     )
                 )
 
+    # === BUSINESS METHODS === #
+
     def _monthly_factor(self):
         """Factor that turns one period's amount into a monthly amount (MRR)."""
         self.ensure_one()
         return monthly_factor(self.billing_period_value, self.billing_period_unit)
+
+    # === ACTION METHODS === #
 
     def action_view_subscriptions(self):
         self.ensure_one()

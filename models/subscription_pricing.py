@@ -7,6 +7,8 @@ class SubscriptionPricing(models.Model):
     _order = "product_tmpl_id, plan_id"
     _check_company_auto = True
 
+    # === FIELDS === #
+
     product_tmpl_id = fields.Many2one(
         "product.template", string="Product", required=True, ondelete="cascade", index=True,
         domain=[("recurring_invoice", "=", True)], check_company=True,
@@ -23,6 +25,8 @@ class SubscriptionPricing(models.Model):
         "UNIQUE(product_tmpl_id, plan_id, currency_id)",
         "A product has one price per plan and currency.",
     )
+
+    # === BUSINESS METHODS === #
 
     @api.model
     def _get_price(self, product, plan, currency):

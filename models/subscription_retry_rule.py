@@ -10,6 +10,8 @@ class SubscriptionRetryRule(models.Model):
     _order = "company_id, sequence, id"
     _check_company_auto = True
 
+    # === FIELDS === #
+
     sequence = fields.Integer(default=10)
     company_id = fields.Many2one(
         "res.company", required=True, index=True, ondelete="cascade", default=lambda self: self.env.company,
@@ -26,11 +28,15 @@ class SubscriptionRetryRule(models.Model):
         help="Sent when the attempt before this retry fails; empty sends nothing.",
     )
 
+    # === CONSTRAINT METHODS === #
+
     @api.constrains("delay_days")
     def _check_delay_days(self):
         for rule in self:
             if rule.delay_days < 1:
                 raise ValidationError(self.env._("A retry must wait at least one day."))
+
+    # === BUSINESS METHODS === #
 
     @api.model
     def _get_for_company(self, company):

@@ -8,11 +8,15 @@ class SubscriptionStripeEvent(models.Model):
     _description = "Handled Stripe event"
     _log_access = False
 
+    # === FIELDS === #
+
     event_id = fields.Char(required=True, readonly=True)
     event_type = fields.Char(readonly=True)
     received_at = fields.Datetime(default=fields.Datetime.now, readonly=True)
 
     _event_id_uniq = models.UniqueIndex("(event_id)", "This Stripe event was already handled.")
+
+    # === BUSINESS METHODS === #
 
     @api.model
     def _record_event(self, event_id, event_type):
