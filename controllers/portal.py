@@ -184,7 +184,8 @@ class SubscriptionPortal(PaymentPortal):
         self._validate_transaction_kwargs(kwargs)
         for forced in ("token_id", "tokenization_requested", "is_validation", "amount", "landing_route"):
             kwargs.pop(forced, None)
-        provider = request.env["payment.provider"].sudo().browse(int(provider_id or 0)).exists()
+        provider = request.env["payment.provider"].sudo().browse(
+            int(provider_id) if str(provider_id or "").isdigit() else 0).exists()
         if not provider or sub._autopay_provider_problem(provider, sub.currency_id):
             raise ValidationError(request.env._("This payment provider cannot save a payment method here."))
         tx_sudo = self._create_transaction(

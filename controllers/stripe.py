@@ -103,7 +103,8 @@ class SubscriptionStripeController(StripeController):
     def _subscription_signature_is_timely(header):
         """True when the ``t=`` timestamp of a ``Stripe-Signature`` header is within the tolerance
         of now, in either direction (https://docs.stripe.com/webhooks#replay-attacks)."""
-        stamps = [item.split("=", 1)[1] for item in header.split(",") if item.strip().startswith("t=")]
+        # Read the timestamp exactly as the SDK's verification does (first item whose key is "t").
+        stamps = [item.split("=", 1)[1] for item in header.split(",") if item.split("=", 1)[0] == "t"]
         try:
             stamp = int(stamps[0])
         except (IndexError, ValueError):
@@ -113,7 +114,8 @@ class SubscriptionStripeController(StripeController):
     @staticmethod
     def _subscription_find_charge_tx(intent):
         Tx = request.env["payment.transaction"].sudo()
-        reference = (intent.get("metadata") or {}).get("odoo_reference")
+        metadata = intent.get("metadata")
+        reference = metadata.get("odoo_reference") if isinstance(metadata, dict) else None
         domain = [("provider_code", "=", "stripe"), ("subscription_charge_ids", "!=", False)]
         tx = Tx.search(domain + [("provider_reference", "=", intent.get("id"))], limit=1) if intent.get("id") else Tx
         if not tx and reference:

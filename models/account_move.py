@@ -123,6 +123,13 @@ class AccountMove(models.Model):
             sub._schedule_salesperson_activity(self.env._("Payment undone: %(invoice)s", invoice=invoice.name),
                                                note=what)
 
+    def _subscription_residual(self):
+        """What is left to pay on this invoice (0 once paid or credited), in its currency."""
+        self.ensure_one()
+        if self.state != "posted" or self.payment_state in ("paid", "in_payment", "reversed"):
+            return 0.0
+        return self.amount_residual
+
     def _subscription_charge_autopay(self):
         """Charge these locked invoices now (a batch of the autopay run)."""
         self.env["subscription.charge"]._charge_invoices(self)

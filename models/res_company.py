@@ -34,6 +34,8 @@ class ResCompany(models.Model):
         for company in self:
             if company.subscription_grace_days < 0:
                 raise ValidationError(self.env._("The grace period cannot be negative."))
+            if company.subscription_grace_days > 3650:
+                raise ValidationError(self.env._("The grace period is at most 3650 days (ten years)."))
 
     # === BUSINESS METHODS === #
 

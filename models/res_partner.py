@@ -1,5 +1,8 @@
+from markupsafe import Markup
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import format_date
 
 # Best standing first: a partner's status is the best one among its subscriptions.
 STATUS_RANK = ["active", "past_due", "suspended", "expired"]
@@ -21,6 +24,10 @@ class ResPartner(models.Model):
         "subscription.subscription", compute="_compute_subscription_ids", string="Subscriptions",
     )
     subscription_count = fields.Integer(compute="_compute_subscription_ids", string="Subscription count")
+    subscription_summary = fields.Html(
+        compute="_compute_subscription_ids", sanitize=False, string="Subscriptions at a glance",
+        help="Each subscription's state, plan and next invoice, for every employee (support), without amounts.",
+    )
     subscription_status = fields.Selection(
         [("none", "No subscription"), ("active", "Active"), ("past_due", "Past due"),
          ("suspended", "Suspended"), ("expired", "Expired")],
@@ -50,17 +57,28 @@ class ResPartner(models.Model):
         return result
 
     def _compute_subscription_ids(self):
+        """The subscriptions of each contact's commercial entity: the records for who may read them,
+        and for every employee the count, the best standing and a summary without amounts."""
         commercial = self.commercial_partner_id
-        subs = self.env["subscription.subscription"].search([("commercial_partner_id", "in", commercial.ids)])
-        by_commercial = {}
-        for sub in subs:
-            by_commercial.setdefault(sub.commercial_partner_id.id, []).append(sub.id)
+        Subscription = self.env["subscription.subscription"]
+        all_subs = Subscription.sudo().search([("commercial_partner_id", "in", commercial.ids)],
+                                              order="state, next_invoice_date, id")
+        readable = all_subs.with_env(self.env)._filtered_access("read") if Subscription.has_access("read") \
+            else Subscription
         status = self._subscription_status_by_commercial(commercial.ids)
+        states = dict(Subscription._fields["state"]._description_selection(self.env))
         for partner in self:
-            ids = by_commercial.get(partner.commercial_partner_id.id, [])
-            partner.subscription_ids = [fields.Command.set(ids)]
-            partner.subscription_count = len(ids)
+            mine = all_subs.filtered(lambda s, p=partner: s.commercial_partner_id == p.commercial_partner_id)
+            partner.subscription_ids = [fields.Command.set((readable & mine).ids)]
+            partner.subscription_count = len(mine)
             partner.subscription_status = status.get(partner.commercial_partner_id.id, "none")
+            partner.subscription_summary = Markup("<ul class='list-unstyled mb-0'>%s</ul>") % Markup("").join(
+                Markup("<li><strong>%s</strong> — %s — %s%s</li>") % (
+                    sub.name, sub.plan_id.name, states.get(sub.state, sub.state),
+                    Markup(" — %s %s") % (self.env._("next invoice"), format_date(self.env, sub.next_invoice_date))
+                    if sub.next_invoice_date and sub.state in ("active", "past_due") else "",
+                ) for sub in mine
+            ) if mine else False
 
     def _search_subscription_status(self, operator, value):
         if operator in ("=", "!="):

@@ -87,6 +87,11 @@ class SubscriptionSubscription(models.Model):
         help="The end date was set by hand or by the customer's notice: the last period is cut at it, no "
         "renewal moves it, and the subscription closes on that day with its close reason.",
     )
+    date_suspended = fields.Date(
+        string="Suspended since", copy=False, readonly=True,
+        help="Day the subscription was last suspended: the time from then to its reactivation is not invoiced "
+        "unless the plan bills suspended time.",
+    )
     date_anchor = fields.Date(
         string="Billing anchor", copy=False, readonly=True,
         help="Day periods and terms are counted from: the start date, or the day billing restarted after "
@@ -177,6 +182,8 @@ class SubscriptionSubscription(models.Model):
     def _compute_fiscal_position_id(self):
         cache = {}
         for sub in self:
+            if sub.is_fiscal_position_manual and sub.fiscal_position_id:
+                continue  # fixed by hand: it stays
             if not sub.partner_id:
                 sub.fiscal_position_id = False
                 continue
@@ -297,33 +304,32 @@ class SubscriptionSubscription(models.Model):
         """Dates accounting can hold: the start within ``const.MAX_YEARS_FROM_TODAY`` years of today,
         the other dates within that many years of the start (no year 1900 or 9999 by a typo)."""
         today = fields.Date.context_today(self)
-        span = const.MAX_YEARS_FROM_TODAY * 366
+        years = const.MAX_YEARS_FROM_TODAY
         for sub in self:
-            if abs((sub.date_start - today).days) > span:
+            if abs((sub.date_start - today).days) > years * 366:
                 raise ValidationError(self.env._(
                     "%(sub)s: the start date %(date)s is too far from today (at most %(years)s years either way).",
-                    sub=sub.display_name, date=format_date(self.env, sub.date_start), years=const.MAX_YEARS_FROM_TODAY))
+                    sub=sub.display_name, date=format_date(self.env, sub.date_start), years=years))
+            limit = add_period(sub.date_start, years, "year")
             for day in (sub.date_end, sub.next_invoice_date):
-                if day and (day - sub.date_start).days > 10 * span:
+                if day and day > limit:
                     raise ValidationError(self.env._(
-                        "%(sub)s: %(date)s is too far from the start date.",
-                        sub=sub.display_name, date=format_date(self.env, day)))
+                        "%(sub)s: %(date)s is more than %(years)s years after the start date.",
+                        sub=sub.display_name, date=format_date(self.env, day), years=years))
 
     @api.constrains("next_invoice_date")
     def _check_next_invoice_date_not_invoiced(self):
         """The next invoice date cannot go back over periods that have a live invoice: re-invoicing a
         period is done with *Invoice a period again*, never by moving the dates."""
         invoiced = dict(self.env["account.move"].sudo()._read_group(
-            [("subscription_id", "in", self.ids), ("move_type", "=", "out_invoice"), ("state", "!=", "cancel"),
-             ("payment_state", "!=", "reversed")],
-            ["subscription_id"], ["subscription_period_start:max"],
+            self._live_invoice_domain(), ["subscription_id"], ["subscription_period_end:max"],
         ))
         for sub in self:
             last = invoiced.get(sub)
             if sub.next_invoice_date and last and sub.next_invoice_date <= last:
                 raise ValidationError(self.env._(
-                    "%(sub)s: the period starting %(last)s is already invoiced, so the next invoice date must be "
-                    "after it. To invoice a past period again (e.g. after cancelling its invoice), use "
+                    "%(sub)s: the days up to %(last)s are already invoiced, so the next period must start after "
+                    "that. To invoice a past period again (e.g. after cancelling its invoice), use "
                     "'Invoice a period again'.",
                     sub=sub.display_name, last=format_date(self.env, last)))
 
@@ -362,51 +368,36 @@ class SubscriptionSubscription(models.Model):
                 vals["name"] = self.env["ir.sequence"].with_company(company).next_by_code(
                     "subscription.subscription", sequence_date=vals.get("date_start")
                 ) or "/"
-        plans = self.env["subscription.plan"].browse({vals.get("plan_id") for vals in vals_list if vals.get("plan_id")})
         for vals in vals_list:
-            plan = plans.browse(vals.get("plan_id"))
-            # On an open-ended plan an end date can only be the end.
-            if vals.get("date_end") and plan and not plan.term_value:
-                vals.setdefault("is_end_scheduled", True)
+            # Created draft, or running for an import of live subscriptions; every other state is
+            # reached through the lifecycle, which records why.
+            if vals.get("state", "draft") not in ("draft", "active"):
+                raise UserError(self.env._(
+                    "A subscription is created draft or active; %(state)s is reached through its actions.",
+                    state=dict(self._fields["state"]._description_selection(self.env)).get(vals["state"],
+                                                                                           vals["state"])))
+            if "date_anchor" in vals:
+                raise UserError(self.env._("The billing anchor is set by the subscription itself."))
         subs = super(SubscriptionSubscription, self.with_context(subscription_term_write=True)).create(
             vals_list).with_env(self.env)
         for sub, vals in zip(subs, vals_list, strict=True):
             if vals.get("fiscal_position_id") and "is_fiscal_position_manual" not in vals:
                 sub.is_fiscal_position_manual = sub.fiscal_position_id != sub._customer_fiscal_position()
+            if vals.get("date_end") and "is_end_scheduled" not in vals:
+                # An end given by hand is the end, unless it is just the plan's own term end.
+                sub.is_end_scheduled = not sub.plan_id.term_value or sub.date_end != sub._term_end(sub.date_start)
         # Subscriptions created already running (import, demo, RPC) get their dates.
         subs.filtered(lambda s: s.state in const.RUNNING_STATES)._init_running_dates()
         return subs
 
     def write(self, vals):
-        end_cleared = False
-        if "date_end" in vals and not self.env.context.get("subscription_term_write"):
-            # An end date written by hand (form, import, RPC) is the end, never a term to renew.
-            vals = dict(vals, is_end_scheduled=bool(vals["date_end"]))
-            end_cleared = not vals["date_end"]
-        if "state" in vals and self.env.context.get("subscription_state_change") is not _STATE_CHANGE:
-            self.check_access("write")  # who may not write at all hears that first
-            changed = self.filtered(lambda s: s.state != vals["state"])
-            if changed:
-                raise UserError(self.env._(
-                    "The status of %(subs)s changes only through its actions (Start, Suspend, Reactivate, "
-                    "Renew, Close) and the scheduled actions, not by editing it.",
-                    subs=", ".join(changed.mapped("display_name")),
-                ))
-        if "plan_id" in vals or "company_id" in vals or "currency_id" in vals:
-            locked = self.filtered(lambda s: s.state != "draft" and s.invoice_ids)
-            if locked:
-                if "plan_id" in vals and any(s.plan_id.id != vals["plan_id"] for s in locked):
-                    raise UserError(self.env._(
-                        "The plan of an invoiced subscription cannot be changed: close it and start a new one."
-                    ))
-                if "company_id" in vals and any(s.company_id.id != vals["company_id"] for s in locked):
-                    raise UserError(self.env._("The company of an invoiced subscription cannot be changed."))
-                if "currency_id" in vals and any(s.currency_id.id != vals["currency_id"] for s in locked):
-                    raise UserError(self.env._("The currency of an invoiced subscription cannot be changed."))
+        vals = self._prepare_hand_written_vals(vals)
+        self._check_protected_fields(vals)
         res = super().write(vals)
         if vals.get("is_end_scheduled") and vals.get("date_end"):
             self._warn_invoiced_past_end()
-        if end_cleared:  # the scheduled end is removed: term plans get their term end back
+        if vals.get("is_end_scheduled") is False and "date_end" in vals and not vals["date_end"]:
+            # The scheduled end is removed: term plans get their term end back.
             for sub in self.filtered(lambda s: s.state in const.RUNNING_STATES and s.plan_id.term_value):
                 sub._set_term_end(sub._current_term_end())
         if ("fiscal_position_id" in vals and "is_fiscal_position_manual" not in vals
@@ -418,6 +409,46 @@ class SubscriptionSubscription(models.Model):
             if self - manual:
                 super(SubscriptionSubscription, self - manual).write({"is_fiscal_position_manual": False})
         return res
+
+    def _prepare_hand_written_vals(self, vals):
+        """What dates written by hand (form, import, RPC) mean, as opposed to the subscription's own
+        writes (context ``subscription_term_write``): an end date is the end, a next invoice date
+        restarts the periods on that day; the billing anchor is never written from outside."""
+        if self.env.context.get("subscription_term_write"):
+            return vals
+        if "date_anchor" in vals:
+            raise UserError(self.env._("The billing anchor is set by the subscription itself."))
+        if vals.get("next_invoice_date"):
+            vals = dict(vals, date_anchor=vals["next_invoice_date"])
+        if "date_end" in vals:
+            vals = dict(vals, is_end_scheduled=bool(vals["date_end"]))
+        return vals
+
+    def _check_protected_fields(self, vals):
+        """The state moves only through ``_update_state``; plan, company and currency are fixed once
+        invoiced (the model's ``_get_protected_fields``, as sale order lines have).
+
+        :raise UserError: with what to do instead
+        """
+        if "state" in vals and self.env.context.get("subscription_state_change") is not _STATE_CHANGE:
+            self.check_access("write")  # who may not write at all hears that first
+            changed = self.filtered(lambda s: s.state != vals["state"])
+            if changed:
+                raise UserError(self.env._(
+                    "The status of %(subs)s changes only through its actions (Start, Suspend, Reactivate, "
+                    "Renew, Close) and the scheduled actions, not by editing it.",
+                    subs=", ".join(changed.mapped("display_name")),
+                ))
+        locked = self.filtered(lambda s: s.state != "draft" and s.invoice_ids) if (
+            {"plan_id", "company_id", "currency_id"} & set(vals)) else self.browse()
+        if "plan_id" in vals and any(s.plan_id.id != vals["plan_id"] for s in locked):
+            raise UserError(self.env._(
+                "The plan of an invoiced subscription cannot be changed: close it and start a new one."
+            ))
+        if "company_id" in vals and any(s.company_id.id != vals["company_id"] for s in locked):
+            raise UserError(self.env._("The company of an invoiced subscription cannot be changed."))
+        if "currency_id" in vals and any(s.currency_id.id != vals["currency_id"] for s in locked):
+            raise UserError(self.env._("The currency of an invoiced subscription cannot be changed."))
 
     @api.ondelete(at_uninstall=False)
     def _unlink_except_invoiced(self):
@@ -503,7 +534,17 @@ class SubscriptionSubscription(models.Model):
                 raise UserError(self.env._(
                     "%(sub)s is scheduled to end on %(date)s: remove that end date to renew it.",
                     sub=sub.display_name, date=format_date(self.env, sub.date_end)))
-        restart = fields.Date.to_date(date_start) if date_start else None
+        restart = None
+        if date_start:
+            try:
+                restart = fields.Date.to_date(date_start)
+            except (TypeError, ValueError) as error:
+                raise UserError(self.env._("%(value)s is not a date.", value=date_start)) from error
+            running = self.filtered(lambda s: s.state != "expired")
+            if running:
+                raise UserError(self.env._(
+                    "%(subs)s is running: its next term follows the current one; only an ended subscription "
+                    "restarts on a chosen day.", subs=", ".join(running.mapped("display_name"))))
         for sub in self:
             if sub.state == "expired":
                 start = restart or sub.company_id._subscription_today()
@@ -591,7 +632,10 @@ class SubscriptionSubscription(models.Model):
             ))
         if moving:
             was_suspended = moving.filtered(lambda s: s.state == "suspended")
-            moving.with_context(subscription_state_change=_STATE_CHANGE).write(dict(vals or {}, state=target))
+            vals = dict(vals or {}, state=target)
+            if target == "suspended":
+                vals["date_suspended"] = fields.Date.context_today(self)
+            moving.with_context(subscription_state_change=_STATE_CHANGE).write(vals)
             if target in const.BILLABLE_STATES:
                 was_suspended._skip_suspended_time()
             if message:
@@ -673,7 +717,7 @@ class SubscriptionSubscription(models.Model):
             self._set_term_end(new_end)
         return new_end
 
-    def _schedule_end(self, date_end, reason=None, note=False):
+    def _schedule_end(self, date_end, reason=None, note=False, author=None):
         """End these subscriptions on ``date_end`` (their last day of service).
 
         Nothing is invoiced for periods starting after it, the last period is cut at it (billed
@@ -683,6 +727,7 @@ class SubscriptionSubscription(models.Model):
         :param date_end: the last day (date or string), not before the start date
         :param reason: a ``subscription.close.reason`` (default: customer request)
         :param str note: kept with the reason
+        :param author: the ``res.partner`` the chatter message is attributed to (default: the user)
         :raise UserError: a subscription is not running
         """
         date_end = fields.Date.to_date(date_end)
@@ -695,16 +740,22 @@ class SubscriptionSubscription(models.Model):
                     "close_note": note or False})
         for sub in self:
             sub.message_post(body=self.env._("Scheduled to end on %(date)s (%(reason)s).",
-                                             date=format_date(self.env, date_end), reason=reason.name or ""))
+                                             date=format_date(self.env, date_end), reason=reason.name or ""),
+                             author_id=author.id if author else None)
 
     def _skip_suspended_time(self):
         """After a suspension, billing resumes with a period starting today, unless the plan bills
-        the suspended periods: the time without service is not invoiced. The commitment term keeps
-        the number of periods it had left (its end moves with them), a scheduled end stays."""
+        the suspended periods: the time without service is not invoiced. Periods that started
+        before the suspension (billing may have lagged) are invoiced first, as the billing day
+        would have. The commitment term keeps the number of periods it had left (its end moves
+        with them); a scheduled end stays where it is."""
         for sub in self.filtered(lambda s: not s.plan_id.bill_suspended_periods and s.next_invoice_date):
             today = sub.company_id._subscription_today()
+            suspended_on = sub.date_suspended or today
+            if sub.next_invoice_date < suspended_on:
+                sub.sudo()._bill(until=suspended_on - timedelta(days=1))._subscription_notify_billed()
             skipped_from = sub.next_invoice_date
-            if skipped_from >= today or (sub.is_end_scheduled and sub.date_end and sub.date_end < today):
+            if skipped_from >= today:
                 continue
             vals = {"date_anchor": today, "next_invoice_date": today}
             if sub.plan_id.term_value and sub.date_end and not sub.is_end_scheduled and sub.date_end >= skipped_from:
@@ -774,7 +825,8 @@ class SubscriptionSubscription(models.Model):
             self.write({"auto_renew": False})
         else:
             last_day = max(self.next_invoice_date - timedelta(days=1), self.date_start)
-            self._schedule_end(last_day, self.env.ref("subscription_billing.close_reason_customer_request"))
+            self._schedule_end(last_day, self.env.ref("subscription_billing.close_reason_customer_request"),
+                               author=author)
         end = format_date(self.env, self.date_end)
         body = self.env._(
             "The customer turned off the renewal: the subscription ends on %(date)s.", date=end,

@@ -85,28 +85,53 @@ class SubscriptionSubscription(models.Model):
 
     def _reinvoiceable_periods(self):
         """Past periods of this subscription without a live invoice (their invoice was cancelled or
-        fully credited), oldest first, as ``[(start, end, ratio), ...]``."""
+        fully credited, or they were never invoiced), oldest first, as ``[(start, end, ratio), ...]``.
+
+        Only whole days already behind the next invoice date, not after an end that does not
+        renew, and overlapping no live invoice; ``ratio`` prorates a last period cut at the end
+        as the billing day did.
+        """
         self.ensure_one()
-        live = set(self.env["account.move"].sudo().search(
-            self._live_invoice_domain()).mapped("subscription_period_start"))
+        live = self.env["account.move"].sudo().search(self._live_invoice_domain())
+        live_spans = [(m.subscription_period_start, m.subscription_period_end or m.subscription_period_start)
+                      for m in live]
         dead = self.env["account.move"].sudo().search([
             ("subscription_id", "=", self.id), ("move_type", "=", "out_invoice"),
+            ("subscription_period_start", "!=", False),
             "|", ("state", "=", "cancel"), ("payment_state", "=", "reversed"),
         ])
-        periods = {}
-        for invoice in dead:
-            if invoice.subscription_period_start not in live:
-                periods[invoice.subscription_period_start] = (
-                    invoice.subscription_period_start, invoice.subscription_period_end, None)
-        # Periods of the current schedule skipped by hand (never invoiced) before the next invoice date.
-        start = self.date_anchor or self.date_start
-        plan = self.plan_id
+        candidates = {m.subscription_period_start: m.subscription_period_end or m.subscription_period_start
+                      for m in dead}
+        # Periods of the current schedule never invoiced (e.g. skipped by hand) before the next invoice date.
+        plan, start = self.plan_id, self.date_anchor or self.date_start
         while self.next_invoice_date and start < self.next_invoice_date:
             nxt = add_period(start, plan.billing_period_value, plan.billing_period_unit, anchor_day=self._anchor_day())
-            if start not in live and start not in periods:
-                periods[start] = (start, min(nxt - timedelta(days=1), self.date_end or nxt), None)
+            candidates.setdefault(start, nxt - timedelta(days=1))
             start = nxt
-        return [periods[start] for start in sorted(periods)]
+        final_end = self.date_end if (self.date_end and not self._renews()) else None
+        periods = []
+        for start, end in sorted(candidates.items()):
+            if final_end:
+                if start > final_end:
+                    continue
+                end = min(end, final_end)
+            if not self.next_invoice_date or end >= self.next_invoice_date:
+                continue  # the billing day's to invoice
+            if any(start <= live_end and live_start <= end for live_start, live_end in live_spans):
+                continue  # never two live invoices for the same days
+            periods.append((start, end, self._period_ratio(start, end)))
+        return periods
+
+    def _period_ratio(self, start, end):
+        """Share of a full period billed for ``start``..``end``: None for a whole period (or when the
+        plan bills a cut last period in full), else the days served over the period's days."""
+        self.ensure_one()
+        plan = self.plan_id
+        full_end = add_period(start, plan.billing_period_value, plan.billing_period_unit,
+                              anchor_day=self._anchor_day()) - timedelta(days=1)
+        if end >= full_end or not plan.prorate_last_period:
+            return None
+        return ((end - start).days + 1) / ((full_end - start).days + 1)
 
     def _live_invoice_domain(self):
         """The invoices that hold a period of this subscription (the exactly-once index counts them)."""
@@ -126,7 +151,10 @@ class SubscriptionSubscription(models.Model):
         """
         self.ensure_one()
         self.check_access("write")
-        period_start = fields.Date.to_date(period_start)
+        try:
+            period_start = fields.Date.to_date(period_start)
+        except (TypeError, ValueError) as error:
+            raise UserError(self.env._("%(value)s is not a date.", value=period_start)) from error
         if self.state not in (*const.RUNNING_STATES, *const.CLOSED_STATES):
             raise UserError(self.env._("%(sub)s has not started.", sub=self.display_name))
         period = next((p for p in self._reinvoiceable_periods() if p[0] == period_start), None)
@@ -137,6 +165,7 @@ class SubscriptionSubscription(models.Model):
                 "on are invoiced by the billing day.",
                 sub=self.display_name, date=format_date(self.env, period_start)))
         start, end, ratio = period
+        self._refresh_fiscal_position()
         vals = self._prepare_invoice_vals(start, end, self._get_sale_journal(), ratio=ratio)
         invoice = self.env["account.move"].sudo().with_context(
             default_move_type="out_invoice", mail_create_nosubscribe=True).create(vals)

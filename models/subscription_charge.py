@@ -380,13 +380,13 @@ class SubscriptionCharge(models.Model):
         done._on_success()
         failed._on_failure()
 
-    def _flag_double_payment(self):
-        """This charge collected an invoice that was already paid: an activity to refund the surplus."""
+    def _flag_double_payment(self, surplus):
+        """This charge collected more than was left to pay: an activity to refund the surplus."""
         self.ensure_one()
-        amount = format_amount(self.env, self.amount, self.currency_id)
+        amount = format_amount(self.env, surplus, self.currency_id)
         text = self.env._(
-            "%(invoice)s was already paid when the autopay payment of %(amount)s arrived: the customer paid twice. "
-            "Refund the surplus (it shows as a customer credit meanwhile).",
+            "%(invoice)s was partly or fully paid by other means when the autopay payment arrived: the customer "
+            "paid %(amount)s twice. Refund it (it shows as a customer credit meanwhile).",
             invoice=self.invoice_id.name, amount=amount)
         self.subscription_id.message_post(body=text)
         self.subscription_id._schedule_salesperson_activity(
@@ -417,11 +417,14 @@ class SubscriptionCharge(models.Model):
         """
         if not self:
             return
-        paid_before = self.filtered(lambda c: c.invoice_id.sudo().payment_state in ("paid", "in_payment", "reversed"))
+        # What was left to collect when the money arrived: less than the charge means paid twice.
+        due_before = {charge: charge.invoice_id.sudo()._subscription_residual() for charge in self}
         self.transaction_id.sudo().filtered(lambda tx: not tx.is_post_processed)._post_process()
         self.write({"state": "done"})
-        for charge in paid_before:
-            charge._flag_double_payment()
+        for charge in self:
+            surplus = charge.amount - due_before[charge]
+            if charge.currency_id.compare_amounts(surplus, 0) > 0:
+                charge._flag_double_payment(surplus)
         mailed = queue_mails(
             self.env.ref("subscription_billing.mail_template_payment_receipt", raise_if_not_found=False), self)
         for charge in self:

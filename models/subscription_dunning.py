@@ -52,6 +52,8 @@ class SubscriptionSubscription(models.Model):
     def _cron_update_statuses(self, batch_size=None):
         """Daily statuses, one batched job after the other (each commits per batch, safe to rerun):
 
+        0. past due subscriptions with nothing left to pay (e.g. an invoice credited in full) are
+           active again;
         1. manual payers with an overdue invoice become past due (reminder e-mailed);
         2. subscriptions ending soon without renewal get their renewal reminder (once per term);
         3. manual payers still overdue after the company's grace period are suspended
@@ -61,6 +63,7 @@ class SubscriptionSubscription(models.Model):
         """
         batch_size = batch_size or DEFAULT_BATCH_SIZE
         jobs = [
+            (self._dunning_settled_domain(), "_reactivate_if_paid", "id"),
             (self._dunning_overdue_domain(), "_dunning_mark_past_due", "id"),
             (self._renewal_reminder_domain(), "_send_renewal_reminder", "date_end, id"),
             (self._dunning_grace_over_domain(), "_dunning_suspend", "id"),
@@ -68,6 +71,15 @@ class SubscriptionSubscription(models.Model):
         for domain, method, order in jobs:
             if not process_in_locked_batches(self, domain, method, batch_size, order=order):
                 return  # the worker's time is up: the scheduler continues
+
+    @api.model
+    def _dunning_settled_domain(self):
+        """Past due subscriptions without an open invoice nor a charge in progress."""
+        return Domain([
+            ("state", "=", "past_due"),
+            ("invoice_ids", "not any", self.env["account.move"]._subscription_open_domain()),
+            ("charge_ids", "not any", [("state", "=", "pending")]),
+        ])
 
     @api.model
     def _dunning_overdue_domain(self):

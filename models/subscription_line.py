@@ -132,7 +132,13 @@ class SubscriptionLine(models.Model):
         """Refuse, before the ORM converts them, numbers no column can hold (infinity, NaN)."""
         for name in ("quantity", "price_unit", "discount"):
             value = vals.get(name)
-            if isinstance(value, (int, float)) and not math.isfinite(value):
+            if value is None or value is False or isinstance(value, bool):
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = float("nan")
+            if not math.isfinite(number):
                 raise ValidationError(self.env._("The %(field)s of a subscription line must be a number.",
                                                  field=self._fields[name].string.lower()))
 

@@ -1,6 +1,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+from .. import const
 from ..utils import PERIOD_UNITS, is_multiple, monthly_factor
 
 
@@ -99,9 +100,18 @@ class SubscriptionPlan(models.Model):
 
     @api.constrains("term_value", "term_unit", "billing_period_value", "billing_period_unit")
     def _check_term_fits_periods(self):
+        """Billing periods and terms of at most ``const.MAX_YEARS_FROM_TODAY`` years, terms a whole
+        number of periods."""
+        max_units = {unit: const.MAX_YEARS_FROM_TODAY * per_year
+                     for unit, per_year in (("day", 366), ("week", 53), ("month", 12), ("year", 1))}
         for plan in self:
             if plan.billing_period_value < 1:
                 raise ValidationError(self.env._("The billing period must be at least 1."))
+            if plan.billing_period_value > max_units[plan.billing_period_unit] or (
+                    plan.term_value and plan.term_value > max_units[plan.term_unit]):
+                raise ValidationError(self.env._(
+                    "Plan %(plan)s: billing periods and commitment terms are at most %(years)s years.",
+                    plan=plan.name, years=const.MAX_YEARS_FROM_TODAY))
             if plan.term_value and not is_multiple(
                 plan.term_value, plan.term_unit, plan.billing_period_value, plan.billing_period_unit
             ):

@@ -35,6 +35,8 @@ class SubscriptionRetryRule(models.Model):
         for rule in self:
             if rule.delay_days < 1:
                 raise ValidationError(self.env._("A retry must wait at least one day."))
+            if rule.delay_days > 365:
+                raise ValidationError(self.env._("A retry waits at most 365 days."))
 
     # === BUSINESS METHODS === #
 

@@ -67,32 +67,49 @@ class TestRoles(PortalCommon):
             self.plan_monthly.with_user(self.all_sales).write({"name": "Renamed"})
 
     def test_employees_see_the_standing_but_not_the_money(self):
-        Sub = self.env["subscription.subscription"].with_user(self.employee)
-        record = Sub.browse(self.theirs.id)
-        self.assertEqual((record.state, record.plan_id, record.next_invoice_date),
-                         (self.theirs.state, self.theirs.plan_id, self.theirs.next_invoice_date))
-        for field in HIDDEN_FROM_EMPLOYEES:
+        self.theirs.payment_token_id = self.token_bob
+        self._bill_and_charge("2026-05-01")  # a charge, with its amount in the chatter
+        partner = self.partner_b.with_user(self.employee)
+        self.assertEqual(partner.subscription_status, "active")
+        summary = str(partner.subscription_summary)
+        for shown in (self.theirs.name, self.theirs.plan_id.name, "Active", "next invoice"):
+            self.assertIn(shown, summary)
+        self.assertNotIn("13.20", summary)
+        self.assertNotIn("4242", summary)
+        self.assertEqual(partner.subscription_count, 1)
+        self.assertFalse(partner.subscription_ids, "the records themselves need a subscription group")
+        # The contact form opens for them, with the standing.
+        form = self.env["res.partner"].with_user(self.employee).get_views([(False, "form")])
+        self.assertIn("subscription_summary", form["views"]["form"]["arch"])
+        self.assertNotIn('name="subscription_ids"', form["views"]["form"]["arch"])
+        self.partner_b.with_user(self.employee).read(["subscription_status", "subscription_summary"])
+        # The subscription itself, its money, lines, charges and messages stay closed to them.
+        record = self.env["subscription.subscription"].with_user(self.employee).browse(self.theirs.id)
+        for field in ("state", *HIDDEN_FROM_EMPLOYEES):
             with self.subTest(field=field), self.assertRaises(AccessError):
                 record.read([field])
         for model in ("subscription.charge", "subscription.line"):
             with self.subTest(model=model), self.assertRaises(AccessError):
                 self.env[model].with_user(self.employee).search([])
-        with self.assertRaises(AccessError):
-            record.write({"note": "x"})
-        partner = self.partner_b.with_user(self.employee)
-        self.assertEqual(partner.subscription_status, "active")
-        self.assertIn(self.theirs, partner.subscription_ids)
-        # The contact form and the subscription list open for them, without the money.
-        form = self.env["res.partner"].with_user(self.employee).get_views([(False, "form")])
-        self.assertIn("subscription_status", form["views"]["form"]["arch"])
-        views = Sub.get_views([(False, "list"), (False, "form"), (False, "kanban")])
-        for view in views["views"].values():
-            self.assertNotIn('name="amount_total"', view["arch"])
-            self.assertNotIn('name="payment_token_id"', view["arch"])
-        # What the web client then reads for those views is readable (no access error on open).
-        fields = views["models"]["subscription.subscription"]["fields"]
-        [values] = record.web_read({name: {} for name in fields})
-        self.assertEqual(values["state"], self.theirs.state)
+        messages = self.env["mail.message"].with_user(self.employee).search(
+            [("model", "=", "subscription.subscription"), ("res_id", "=", self.theirs.id)])
+        self.assertFalse(messages)
+        activities = self.env["mail.activity"].with_user(self.employee).search(
+            [("res_model", "=", "subscription.subscription")])
+        self.assertFalse(activities)
+        self.authenticate("support", "support_pw_123")
+        with mute_logger("odoo.http", "werkzeug"):
+            self.assertEqual(self._page(f"/my/subscriptions/{self.theirs.id}").status_code, 404)
+
+    def test_viewers_and_subscription_only_users_open_the_form(self):
+        own_only = new_test_user(self.env, login="own_only", groups="subscription_billing.group_subscription_user")
+        for user, sub in ((self.viewer, self.theirs), (own_only, self.unassigned)):
+            with self.subTest(user=user.login):
+                Sub = self.env["subscription.subscription"].with_user(user)
+                views = Sub.get_views([(False, "form"), (False, "list"), (False, "kanban")])
+                fields = views["models"]["subscription.subscription"]["fields"]
+                [values] = Sub.browse(sub.id).web_read({name: {} for name in fields})
+                self.assertEqual(values["amount_total"], sub.amount_total)
 
     def test_the_viewer_group_reads_everything_and_changes_nothing(self):
         record = self.env["subscription.subscription"].with_user(self.viewer).browse(self.theirs.id)
@@ -142,9 +159,12 @@ class TestRoles(PortalCommon):
         self.plan_monthly.customer_can_stop_renewal = True
         self.theirs.payment_token_id = self.token_bob
         self.authenticate("support", "support_pw_123")
-        self.assertEqual(self._page(self.theirs.get_portal_url()).status_code, 200, "they may look")
-        self.assertEqual(self._post_portal(self.theirs, "autopay/disable").status_code, 403)
-        self.assertEqual(self._post_portal(self.theirs, "renewal/stop").status_code, 403)
+        self.assertEqual(self._page(self.theirs.get_portal_url()).status_code, 200, "with the link they may look")
+        token = self.theirs.access_token
+        for action in ("autopay/disable", "renewal/stop"):
+            with self.subTest(action=action):
+                self.assertEqual(self._post_portal(self.theirs, action).status_code, 404)
+                self.assertEqual(self._post_portal(self.theirs, action, access_token=token).status_code, 403)
         with self.assertRaises(JsonRpcException), mute_logger("odoo.http"):
             self._rpc(f"/my/subscriptions/{self.theirs.id}/autopay/assign", token_id=self.token_bob.id)
         self.assertEqual((self.theirs.payment_token_id, self.theirs.auto_renew), (self.token_bob, True))
@@ -174,6 +194,15 @@ class TestRoles(PortalCommon):
         self.authenticate("own_sales", "own_sales_pw_123")
         with mute_logger("odoo.http", "werkzeug"):
             self.assertEqual(self._page(self.theirs.get_portal_url().split("?")[0]).status_code, 404)
+
+    def test_a_salesperson_cannot_create_a_subscription_in_a_later_state(self):
+        Sub = self.env["subscription.subscription"].with_user(self.all_sales)
+        for state in ("past_due", "suspended", "expired", "cancelled"):
+            with self.subTest(state=state), self.assertRaisesRegex(UserError, "created draft or active"):
+                Sub.create({"partner_id": self.partner.id, "plan_id": self.plan_monthly.id, "state": state,
+                            "line_ids": [(0, 0, {"product_id": self.product.id})]})
+        with self.assertRaises(UserError):
+            Sub.browse(self.theirs.id).write({"date_anchor": "2026-01-15"})
 
     def test_public_visitors_need_the_token(self):
         self.sub_ada.payment_token_id = self.token_ada

@@ -160,7 +160,7 @@ class TestNeverCollectTwice(CollectionCommon):
             charge._sync_from_transaction()
         self.assertEqual(charge.state, "done")
         self.assertTrue(sub.activity_ids.filtered(lambda a: "paid twice" in (a.summary or "")))
-        self._assert_logged(sub, "paid twice")
+        self._assert_logged(sub, "46.00 twice")
 
     def test_a_concurrent_accounting_write_never_aborts_the_run(self):
         subs = self.env["subscription.subscription"]

@@ -35,7 +35,9 @@ class TestSubscriptionSecurity(SubscriptionCommon):
         self.assertEqual(self.plan_monthly.renewal_reminder_days, 10)
 
     def test_employee_reads_only(self):
-        self.assertEqual(self.sub.with_user(self.employee).state, "active")
+        # The standing, on the contact (the records themselves need a subscription group).
+        self.assertEqual(self.partner.with_user(self.employee).subscription_status, "active")
+        self.assertIn(self.sub.name, self.partner.with_user(self.employee).subscription_summary)
         with self.assertRaises(AccessError):
             self.sub.with_user(self.employee).write({"note": "x"})
         with self.assertRaises(AccessError):
