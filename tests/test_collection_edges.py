@@ -186,3 +186,42 @@ class TestNeverCollectTwice(CollectionCommon):
             self._assert_paid(sub.invoice_ids)
             self.assertEqual(len(self._done_charges(sub.invoice_ids)), 1)
 
+
+
+@tagged("post_install", "-at_install")
+class TestProbedCollection(CollectionCommon):
+
+    def test_a_partial_payment_during_a_pending_charge_is_flagged_for_a_refund(self):
+        sub = self._sub40(outcome="pending")
+        self._bill_and_charge("2026-01-01")
+        invoice, charge = sub.invoice_ids, sub.charge_ids
+        journal = self.env["account.journal"].search([("type", "=", "bank"), ("company_id", "=", self.company.id)],
+                                                     limit=1)
+        payment = self.env["account.payment"].create({
+            "payment_type": "inbound", "partner_type": "customer", "partner_id": self.partner.id,
+            "amount": 30.0, "journal_id": journal.id, "date": "2026-01-03",
+        })
+        payment.action_post()
+        (payment.move_id.line_ids | invoice.line_ids).filtered(
+            lambda l: l.account_id.account_type == "asset_receivable" and not l.reconciled).reconcile()
+        self.assertEqual(invoice.payment_state, "partial")
+        with freeze_time("2026-01-05"):
+            charge.transaction_id._set_done()
+            charge._sync_from_transaction()
+        self._assert_logged(sub, "30.00 twice")
+        self.assertTrue(sub.activity_ids.filtered(lambda a: "Refund" in (a.summary or "")))
+
+    def test_an_invoice_credited_after_its_payment_was_undone_frees_the_subscription(self):
+        sub = self._sub40()
+        self._bill_and_charge("2026-01-01")
+        invoice = sub.invoice_ids
+        with freeze_time("2026-01-20"):
+            invoice.line_ids.filtered(lambda l: l.account_id.account_type == "asset_receivable").remove_move_reconcile()
+            self.assertEqual(sub.state, "past_due")
+            invoice._reverse_moves(cancel=True)
+        self.assertEqual(invoice.payment_state, "reversed")
+        with freeze_time("2026-01-25"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+            self._run_autopay()
+        self.assertEqual(sub.state, "active")
+        self.assertEqual(len(sub.charge_ids), 1, "nothing charged for a credited invoice")

@@ -425,3 +425,140 @@ class TestEndBeforeInvoicedPeriods(EdgesCommon):
         self._bill_on("2026-04-01")
         self.assertEqual(len(self._invoices(sub)), 3, "nothing more invoiced")
         self.assertEqual(sub.state, "cancelled")
+
+
+@tagged("post_install", "-at_install")
+class TestProbedEdges(EdgesCommon):
+    """Inputs of the same kinds found by a hostile review, kept as tests."""
+
+    def test_the_next_invoice_date_cannot_go_back_inside_an_invoiced_period(self):
+        sub = self._sub(100.0, date_start="2026-01-01")
+        self._bill_on("2026-03-05")
+        for day in (date(2026, 3, 15), date(2026, 3, 31), date(2026, 2, 1)):
+            with self.subTest(day=day), self.assertRaisesRegex(ValidationError, "already invoiced"), \
+                    self.env.cr.savepoint():
+                sub.next_invoice_date = day
+        self.assertEqual(sub.next_invoice_date, date(2026, 4, 1))
+
+    def test_a_renewal_cannot_start_inside_invoiced_days(self):
+        plan = self.env["subscription.plan"].create({
+            "name": "Monthly 1 year, no renewal (edges)", "term_value": 1, "term_unit": "year", "auto_renew": False})
+        sub = self._sub(100.0, plan=plan, date_start="2025-01-01")
+        self._bill_on("2026-01-02")
+        self.assertEqual(sub.state, "expired")
+        with freeze_time("2026-01-10"), self.assertRaisesRegex(ValidationError, "already invoiced"):
+            sub.action_renew(date_start="2025-12-20")
+        self.assertEqual(sub.state, "expired")
+        for bad in ("garbage", "2026-02-30", 12345):
+            with self.subTest(value=bad), freeze_time("2026-01-10"), self.assertRaisesRegex(UserError, "not a date"):
+                sub.action_renew(date_start=bad)
+
+    def test_a_running_subscription_does_not_take_a_restart_day(self):
+        sub = self._sub(100.0, plan=self.plan_monthly, date_start="2026-01-01")
+        with self.assertRaisesRegex(UserError, "only an ended subscription"):
+            sub.action_renew(date_start="2026-06-01")
+
+    def test_invoice_again_keeps_the_proration_and_the_end(self):
+        sub = self._sub(100.0, date_start="2026-01-01")
+        self._bill_on("2026-01-01")
+        with freeze_time("2026-01-05"):
+            sub.date_end = date(2026, 2, 10)
+        self._bill_on("2026-03-01")
+        february = self._invoices(sub)[1]
+        self.assertEqual(february.amount_untaxed, 35.71)  # 10 of 28 days
+        with freeze_time("2026-03-02"):
+            february.button_draft()
+            february.button_cancel()
+            self.assertEqual(sub._reinvoiceable_periods(), [(date(2026, 2, 1), date(2026, 2, 10), 10 / 28)])
+            again = sub._invoice_period("2026-02-01")
+        self.assertEqual((again.amount_untaxed, again.subscription_period_end), (35.71, date(2026, 2, 10)))
+        with self.assertRaisesRegex(UserError, "no period starting"):
+            sub._invoice_period("2026-03-01")  # after the end: never invoiced
+
+    def test_invoice_again_never_reaches_the_billing_days_periods(self):
+        sub = self._sub(100.0, date_start="2026-01-01")
+        self._bill_on("2026-01-01")
+        with freeze_time("2026-01-20"):
+            sub.action_generate_invoice()  # February in advance
+            february = self._invoices(sub)[1]
+            february.button_draft()
+            february.button_cancel()
+            sub.next_invoice_date = date(2026, 2, 1)  # staff hand February back to the billing day
+            self.assertFalse(sub._reinvoiceable_periods(), "February is the billing day's again")
+            with self.assertRaisesRegex(UserError, "no period starting"):
+                sub._invoice_period("2026-02-01")
+        self._bill_on("2026-02-01")
+        self.assertEqual([p[0] for p in self._periods(sub)], ["2026-01-01", "2026-02-01"])
+        self.assertFalse(sub.billing_error)
+
+    def test_moving_the_next_invoice_date_forward_restarts_the_periods(self):
+        sub = self._sub(100.0, date_start="2026-03-01")
+        self._bill_on("2026-03-01")
+        sub.next_invoice_date = date(2026, 4, 15)
+        self._bill_on("2026-04-15")
+        self.assertEqual(self._periods(sub)[-1], ("2026-04-15", "2026-05-14", 100.0), "a whole period from that day")
+        self.assertFalse(sub._reinvoiceable_periods(), "the skipped days are not offered over invoiced ones")
+
+    def test_invoice_again_uses_the_customers_current_taxes(self):
+        self.service.taxes_id = self.tax
+        sub = self._sub(100.0, date_start="2026-01-01")
+        self._bill_on("2026-01-01")
+        january = self._invoices(sub)
+        self.partner.property_account_position_id = self.env["account.fiscal.position"].create({"name": "Exempt"})
+        with freeze_time("2026-01-10"):
+            january.button_draft()
+            january.button_cancel()
+            again = sub._invoice_period("2026-01-01")
+        self.assertEqual(again.amount_tax, 0.0)
+
+    def test_an_end_given_at_creation_on_a_term_plan_is_the_end(self):
+        sub = self._sub(100.0, plan=self.plan_monthly, date_start="2026-01-01", date_end="2026-04-15")
+        self.assertTrue(sub.is_end_scheduled)
+        self._bill_on("2026-05-01")
+        self.assertEqual(self._periods(sub)[-1], ("2026-04-01", "2026-04-15", 50.0))
+        self.assertEqual((sub.state, sub.date_end), ("cancelled", date(2026, 4, 15)))
+        natural = self._sub(100.0, plan=self.plan_monthly, date_start="2026-01-01", date_end="2026-12-31",
+                            partner=self.partner_b)
+        self.assertFalse(natural.is_end_scheduled, "the plan's own term end is just the term")
+
+    def test_billing_that_lagged_before_a_suspension_is_invoiced(self):
+        sub = self._sub(100.0, plan=self.plan_monthly, date_start="2026-01-01")
+        self._bill_on("2026-01-05")  # January only; February's billing day never ran
+        with freeze_time("2026-03-10"):
+            sub.action_suspend()
+            sub.action_reactivate()
+            self._run_billing()
+        self.assertEqual([p[0] for p in self._periods(sub)], ["2026-01-01", "2026-02-01", "2026-03-01"])
+
+    def test_reactivation_after_a_scheduled_end_bills_no_suspended_time(self):
+        sub = self._sub(100.0, date_start="2026-01-01")
+        self._bill_on("2026-03-01")
+        with freeze_time("2026-03-10"):
+            sub.action_suspend()
+            sub.date_end = date(2026, 9, 15)
+        with freeze_time("2026-10-20"):
+            sub.action_reactivate()
+            self._run_billing()
+        self.assertEqual(len(self._periods(sub)), 3, "nothing from the suspension on")
+        self.assertEqual(sub.state, "cancelled")
+
+    def test_absurd_numbers_are_refused_clearly(self):
+        sub = self._sub(12.0, date_start="2026-01-01", start=False)
+        for value in ("nan", "inf", "1e400", "abc"):
+            with self.subTest(value=value), self.assertRaisesRegex(ValidationError, "must be a number"), \
+                    self.env.cr.savepoint():
+                sub.line_ids.write({"quantity": value})
+        for vals in ({"billing_period_value": 10 ** 6, "billing_period_unit": "year"},
+                     {"term_value": 10 ** 5, "term_unit": "year"}):
+            with self.subTest(vals=vals), self.assertRaisesRegex(ValidationError, "at most 10 years"), \
+                    self.env.cr.savepoint():
+                self.env["subscription.plan"].create({"name": "Absurd", **vals})
+        with self.assertRaisesRegex(ValidationError, "at most 3650"), self.env.cr.savepoint():
+            self.company.subscription_grace_days = 10 ** 9
+
+    def test_a_fiscal_position_fixed_by_hand_stays_when_the_customer_changes(self):
+        exempt = self.env["account.fiscal.position"].create({"name": "Exempt by hand"})
+        sub = self._sub(12.0, date_start="2026-01-01", start=False)
+        sub.fiscal_position_id = exempt
+        sub.partner_id = self.partner_b
+        self.assertEqual((sub.fiscal_position_id, sub.is_fiscal_position_manual), (exempt, True))

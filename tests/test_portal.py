@@ -1,3 +1,4 @@
+import json
 import re
 from unittest.mock import patch
 
@@ -37,6 +38,14 @@ class PortalCommon(AutopayCommon, HttpCase):
     def _csrf(self, url):
         html = self.url_open(url).text
         return re.search(r'csrf_token["\']?\s*[:=]\s*["\']([0-9a-fA-Fo]+)["\']', html).group(1)
+
+    def _rpc_error(self, route, **params):
+        """The error message a JSON route answers (None when it succeeds), as the browser sees it."""
+        body = json.dumps({"jsonrpc": "2.0", "method": "call", "params": params})
+        response = self.url_open(route, data=body, headers={"Content-Type": "application/json"})
+        self.env.invalidate_all()
+        error = response.json().get("error")
+        return error and error["data"]["message"]
 
     def _rpc(self, route, **params):
         result = self.make_jsonrpc_request(route, params)

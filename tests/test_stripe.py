@@ -359,3 +359,21 @@ class TestStripeWebhook(StripeSetupMixin, AutopayCommon, HttpCase):
         # A replay of the same dispute changes nothing more.
         self.assertEqual(self._post(payload, signed_event_headers(payload)).status_code, 200)
         self.assertEqual(len(self.sub.activity_ids.filtered(lambda a: "Payment undone" in (a.summary or ""))), 1)
+
+    def test_a_future_timestamp_cannot_hide_behind_a_look_alike_key(self):
+        payload = event_payload("evt_lookalike", "payment_intent.succeeded", self._intent("succeeded"))
+        future = int(time.time()) + 3600
+        signed = signed_event_headers(payload, timestamp=future)["Stripe-Signature"]
+        header = f"v0=a, t={int(time.time())},{signed}"
+        with mute_logger(*MUTED, "odoo.addons.subscription_billing.controllers.stripe"):
+            response = self._post(payload, {"Stripe-Signature": header, "Content-Type": "application/json"})
+        self.assertEqual(response.status_code, 403)
+        self.assertEqual(self.charge.state, "pending")
+
+    def test_odd_metadata_is_not_a_server_error(self):
+        intent = dict(self._intent("succeeded"), id="pi_unknown", metadata="x")
+        payload = event_payload("evt_odd_metadata", "payment_intent.succeeded", intent)
+        with mute_logger(*MUTED, "odoo.addons.payment_stripe.controllers.main", "odoo.http"):
+            response = self._post(payload, signed_event_headers(payload))
+        self.assertLess(response.status_code, 500)
+        self.assertEqual(self.charge.state, "pending")

@@ -1,3 +1,4 @@
+from . import subscription_wizard_mixin
 from . import subscription_catch_up_wizard
 from . import subscription_close_wizard
 from . import subscription_enroll_wizard

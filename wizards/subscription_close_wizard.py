@@ -4,12 +4,9 @@ from odoo.exceptions import UserError
 
 class SubscriptionCloseWizard(models.TransientModel):
     _name = "subscription.close.wizard"
+    _inherit = ["subscription.wizard.mixin"]
     _description = "Close subscriptions with a reason, now or on a date"
 
-    subscription_ids = fields.Many2many(
-        "subscription.subscription", string="Subscriptions",
-        default=lambda self: self.env["subscription.subscription"].browse(self.env.context.get("active_ids")),
-    )
     close_reason_id = fields.Many2one("subscription.close.reason", required=True, string="Reason")
     close_note = fields.Text(string="Note")
     when = fields.Selection(

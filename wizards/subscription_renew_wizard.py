@@ -3,12 +3,9 @@ from odoo import fields, models
 
 class SubscriptionRenewWizard(models.TransientModel):
     _name = "subscription.renew.wizard"
+    _inherit = ["subscription.wizard.mixin"]
     _description = "Renew an ended subscription"
 
-    subscription_ids = fields.Many2many(
-        "subscription.subscription", string="Subscriptions",
-        default=lambda self: self.env["subscription.subscription"].browse(self.env.context.get("active_ids")),
-    )
     date_start = fields.Date(
         string="New term starts on", required=True, default=fields.Date.context_today,
         help="Billing restarts on this day. An earlier day also invoices the time the subscription was ended.",
