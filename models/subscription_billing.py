@@ -1,5 +1,6 @@
 import logging
 import uuid
+from collections import defaultdict
 from datetime import timedelta
 
 import psycopg2
@@ -387,13 +388,16 @@ class SubscriptionSubscription(models.Model):
         if invoices:
             invoices.action_post()
         ended = self.env["subscription.subscription"]
+        by_vals = defaultdict(lambda: self.env["subscription.subscription"])  # one write per set of new dates
         for sub, plan in plans.items():
-            vals = dict(plan["vals"], billing_failed_on=False, billing_error=False)
-            sub.with_context(subscription_term_write=True).write(vals)
+            by_vals[tuple(sorted(plan["vals"].items()))] |= sub
             for message in plan["messages"]:
                 sub.message_post(body=message)
             if plan["close"]:
                 ended |= sub
+        for vals, subs in by_vals.items():
+            subs.with_context(subscription_term_write=True).write(
+                dict(vals, billing_failed_on=False, billing_error=False))
         ended._close_at_end()
         return invoices.sudo(False)
 
@@ -401,8 +405,16 @@ class SubscriptionSubscription(models.Model):
         """Invoices follow the customer's current fiscal position (e.g. they became tax exempt),
         unless staff fixed one on the subscription by hand: the subscription and its lines' taxes
         are brought up to date before billing, and the change is told in the chatter."""
+        auto_apply = {}  # company: whether it has fiscal positions applied by country, VAT ...
         for sub in self.filtered(lambda s: not s.is_fiscal_position_manual):
-            current = sub._customer_fiscal_position()
+            company = sub.company_id
+            if company not in auto_apply:
+                auto_apply[company] = bool(self.env["account.fiscal.position"].sudo().search_count(
+                    [*self.env["account.fiscal.position"]._check_company_domain(company), ("auto_apply", "=", True)],
+                    limit=1))
+            # Without automatic ones, the customer's own fiscal position is the answer (as Odoo finds it).
+            current = sub._customer_fiscal_position() if auto_apply[company] else (
+                sub.partner_id.with_company(company).property_account_position_id)
             if current != sub.fiscal_position_id:
                 old = sub.fiscal_position_id
                 # The lines' taxes follow (they are computed from the subscription's fiscal position).
