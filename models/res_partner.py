@@ -2,7 +2,6 @@ from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import format_date
 
 # Best standing first: a partner's status is the best one among its subscriptions.
 STATUS_RANK = ["active", "past_due", "suspended", "expired"]
@@ -74,9 +73,7 @@ class ResPartner(models.Model):
             partner.subscription_status = status.get(partner.commercial_partner_id.id, "none")
             partner.subscription_summary = Markup("<ul class='list-unstyled mb-0'>%s</ul>") % Markup("").join(
                 Markup("<li><strong>%s</strong> — %s — %s%s</li>") % (
-                    sub.name, sub.plan_id.name, states.get(sub.state, sub.state),
-                    Markup(" — %s %s") % (self.env._("next invoice"), format_date(self.env, sub.next_invoice_date))
-                    if sub.next_invoice_date and sub.state in ("active", "past_due") else "",
+                    sub.name, sub.plan_id.name, states.get(sub.state, sub.state), sub._summary_next_step(),
                 ) for sub in mine
             ) if mine else False
 

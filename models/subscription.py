@@ -837,6 +837,18 @@ class SubscriptionSubscription(models.Model):
 
     # === TOOLING === #
 
+    def _summary_next_step(self):
+        """The " — next invoice …" or " — ends on …" of a one-line standing (no amounts)."""
+        self.ensure_one()
+        if self.state not in const.RUNNING_STATES:
+            return ""
+        ends = self.date_end and (self.is_end_scheduled or not self.auto_renew or not self.plan_id.term_value)
+        if ends and (not self.next_invoice_date or self.next_invoice_date > self.date_end):
+            return self.env._(" — ends on %(date)s", date=format_date(self.env, self.date_end))
+        if self.next_invoice_date and self.state in const.BILLABLE_STATES:
+            return self.env._(" — next invoice %(date)s", date=format_date(self.env, self.next_invoice_date))
+        return ""
+
     def _state_label(self):
         return dict(self._fields["state"]._description_selection(self.env)).get(self.state, self.state)
 
