@@ -62,6 +62,15 @@ class AccountMove(models.Model):
         ])
 
     @api.model
+    def _subscription_live_domain(self):
+        """Subscription invoices that hold their period: neither cancelled nor credited in full
+        (what the exactly-once index ``_subscription_period_uniq`` counts)."""
+        return Domain([
+            ("move_type", "=", "out_invoice"), ("subscription_period_start", "!=", False),
+            ("state", "!=", "cancel"), ("payment_state", "!=", "reversed"),
+        ])
+
+    @api.model
     def _subscription_overdue_domain(self, today=None):
         """Open invoices due before ``today`` (default: today)."""
         today = today or fields.Date.context_today(self)
@@ -71,13 +80,9 @@ class AccountMove(models.Model):
     def _autopay_due_domain(self, today=None):
         """Open invoices of autopay subscriptions whose (re)try date has come in their company's
         time zone (``today`` forces one day for every company)."""
-        per_company = [
-            Domain("company_id", "=", company.id)
-            & Domain("subscription_charge_date", "<=", today or company._subscription_today())
-            for company in self.env["res.company"].sudo().search([])
-        ]
         return (
-            Domain.OR(per_company)
+            self.env["res.company"]._subscription_per_company(
+                lambda _c, company_today: Domain("subscription_charge_date", "<=", today or company_today))
             & self._subscription_open_domain()
             & Domain("subscription_id.state", "in", const.BILLABLE_STATES)
             # Never a second charge while one is in progress (the database refuses it too).

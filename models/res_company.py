@@ -2,6 +2,7 @@ import pytz
 
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
+from odoo.fields import Domain
 
 from odoo.addons.base.models.res_partner import _tz_get
 
@@ -38,6 +39,16 @@ class ResCompany(models.Model):
                 raise ValidationError(self.env._("The grace period is at most 3650 days (ten years)."))
 
     # === BUSINESS METHODS === #
+
+    @api.model
+    def _subscription_per_company(self, domain_for):
+        """A domain true in every company for what ``domain_for(company, today)`` says there, with
+        ``today`` the company's own (its subscriptions time zone): what the scheduled actions
+        select. Returns ``Domain.OR`` of ``company_id = company & domain_for(...)``."""
+        return Domain.OR(
+            Domain("company_id", "=", company.id) & domain_for(company, company._subscription_today())
+            for company in self.sudo().search([])
+        )
 
     def _subscription_today(self):
         """Today's date in the company's subscriptions time zone (see ``subscription_tz``)."""

@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.fields import Domain
 from odoo.tools import format_date
 
 from .. import const
@@ -303,13 +304,9 @@ class SubscriptionSubscription(models.Model):
     def _check_dates_in_range(self):
         """Dates accounting can hold: the start within ``const.MAX_YEARS_FROM_TODAY`` years of today,
         the other dates within that many years of the start (no year 1900 or 9999 by a typo)."""
-        today = fields.Date.context_today(self)
         years = const.MAX_YEARS_FROM_TODAY
         for sub in self:
-            if abs((sub.date_start - today).days) > years * 366:
-                raise ValidationError(self.env._(
-                    "%(sub)s: the start date %(date)s is too far from today (at most %(years)s years either way).",
-                    sub=sub.display_name, date=format_date(self.env, sub.date_start), years=years))
+            sub._check_date_in_range(sub.date_start)
             limit = add_period(sub.date_start, years, "year")
             for day in (sub.date_end, sub.next_invoice_date):
                 if day and day > limit:
@@ -321,8 +318,10 @@ class SubscriptionSubscription(models.Model):
     def _check_next_invoice_date_not_invoiced(self):
         """The next invoice date cannot go back over periods that have a live invoice: re-invoicing a
         period is done with *Invoice a period again*, never by moving the dates."""
-        invoiced = dict(self.env["account.move"].sudo()._read_group(
-            self._live_invoice_domain(), ["subscription_id"], ["subscription_period_end:max"],
+        Move = self.env["account.move"].sudo()
+        invoiced = dict(Move._read_group(
+            Domain("subscription_id", "in", self.ids) & Move._subscription_live_domain(),
+            ["subscription_id"], ["subscription_period_end:max"],
         ))
         for sub in self:
             last = invoiced.get(sub)
@@ -633,9 +632,13 @@ class SubscriptionSubscription(models.Model):
         if moving:
             was_suspended = moving.filtered(lambda s: s.state == "suspended")
             vals = dict(vals or {}, state=target)
-            if target == "suspended":
-                vals["date_suspended"] = fields.Date.context_today(self)
-            moving.with_context(subscription_state_change=_STATE_CHANGE).write(vals)
+            Moving = moving.with_context(subscription_state_change=_STATE_CHANGE)
+            if target == "suspended":  # the day it stops being billed, in its company's calendar
+                for company in moving.company_id:
+                    Moving.filtered(lambda s, c=company: s.company_id == c).write(
+                        dict(vals, date_suspended=company._subscription_today()))
+            else:
+                Moving.write(vals)
             if target in const.BILLABLE_STATES:
                 was_suspended._skip_suspended_time()
             if message:
@@ -659,7 +662,8 @@ class SubscriptionSubscription(models.Model):
     def _warn_invoiced_past_end(self):
         """A scheduled end before periods already invoiced: say which invoices cover days after it
         (they are not credited automatically: the customer may be owed a refund)."""
-        invoices = self.env["account.move"].sudo().search(self._live_invoice_domain())
+        Move = self.env["account.move"].sudo()
+        invoices = Move.search(Domain("subscription_id", "in", self.ids) & Move._subscription_live_domain())
         for sub in self:
             after = invoices.filtered(
                 lambda m, s=sub: m.subscription_id == s and m.subscription_period_end > s.date_end)
@@ -778,12 +782,15 @@ class SubscriptionSubscription(models.Model):
                           anchor_day=new_start.day)
 
     def _check_date_in_range(self, day):
-        """A date accounting can hold: within ``const.MAX_YEARS_FROM_TODAY`` years of today."""
+        """A start date accounting can hold: within ``const.MAX_YEARS_FROM_TODAY`` years of today.
+
+        :raise ValidationError: the day is further away
+        """
         today = fields.Date.context_today(self)
         if abs((day - today).days) > const.MAX_YEARS_FROM_TODAY * 366:
-            raise UserError(self.env._(
-                "%(date)s is too far from today: use a date within %(years)s years of it.",
-                date=format_date(self.env, day), years=const.MAX_YEARS_FROM_TODAY))
+            raise ValidationError(self.env._(
+                "%(sub)s: %(date)s is too far from today (at most %(years)s years either way).",
+                sub=self.display_name, date=format_date(self.env, day), years=const.MAX_YEARS_FROM_TODAY))
 
     def _action_close(self, state, reason, note=False, date_closed=None):
         """Close subscriptions with ``state`` (expired or cancelled) and a reason.

@@ -93,14 +93,14 @@ class SubscriptionSubscription(models.Model):
         as the billing day did.
         """
         self.ensure_one()
-        live = self.env["account.move"].sudo().search(self._live_invoice_domain())
+        Move = self.env["account.move"].sudo()
+        # Searched (not filtered in memory): the search flushes the states the period index reads.
+        mine = Domain([("subscription_id", "=", self.id), ("move_type", "=", "out_invoice"),
+                       ("subscription_period_start", "!=", False)])
+        live = Move.search(mine & Move._subscription_live_domain())
+        dead = Move.search(mine & ~Move._subscription_live_domain())
         live_spans = [(m.subscription_period_start, m.subscription_period_end or m.subscription_period_start)
                       for m in live]
-        dead = self.env["account.move"].sudo().search([
-            ("subscription_id", "=", self.id), ("move_type", "=", "out_invoice"),
-            ("subscription_period_start", "!=", False),
-            "|", ("state", "=", "cancel"), ("payment_state", "=", "reversed"),
-        ])
         candidates = {m.subscription_period_start: m.subscription_period_end or m.subscription_period_start
                       for m in dead}
         # Periods of the current schedule never invoiced (e.g. skipped by hand) before the next invoice date.
@@ -133,12 +133,6 @@ class SubscriptionSubscription(models.Model):
         if end >= full_end or not plan.prorate_last_period:
             return None
         return ((end - start).days + 1) / ((full_end - start).days + 1)
-
-    def _live_invoice_domain(self):
-        """The invoices that hold a period of this subscription (the exactly-once index counts them)."""
-        return [("subscription_id", "in", self.ids), ("move_type", "=", "out_invoice"),
-                ("state", "!=", "cancel"), ("payment_state", "!=", "reversed"),
-                ("subscription_period_start", "!=", False)]
 
     def _invoice_period(self, period_start):
         """Invoice one past period again, with the subscription's current lines and prices; the
@@ -206,28 +200,22 @@ class SubscriptionSubscription(models.Model):
     def _billable_domain(self, today=None):
         """Subscriptions the billing day must process: a period starts on or before their
         company's today (``today`` forces one day for every company)."""
-        per_company = []
-        for company in self.env["res.company"].sudo().search([]):
-            day = today or company._subscription_today()
-            per_company.append(
-                Domain("company_id", "=", company.id) & Domain("next_invoice_date", "<=", day)
-                & (Domain("billing_failed_on", "=", False) | Domain("billing_failed_on", "<", day))
-            )
-        return Domain("state", "in", const.BILLABLE_STATES) & Domain.OR(per_company)
+        def due(_company, company_today):
+            day = today or company_today
+            return Domain("next_invoice_date", "<=", day) & (
+                Domain("billing_failed_on", "=", False) | Domain("billing_failed_on", "<", day))
+
+        return Domain("state", "in", const.BILLABLE_STATES) & self.env["res.company"]._subscription_per_company(due)
 
     @api.model
     def _ended_domain(self):
         """Running subscriptions past an end that does not renew: they close (after the billing
         day invoiced their periods up to the end; one whose billing failed today waits)."""
-        per_company = [
-            Domain("company_id", "=", company.id) & Domain("date_end", "<", company._subscription_today())
-            for company in self.env["res.company"].sudo().search([])
-        ]
         not_renewing = (Domain("is_end_scheduled", "=", True) | Domain("auto_renew", "=", False)
                         | Domain("plan_id.term_value", "=", 0))
         return (
             Domain("state", "in", const.RUNNING_STATES) & Domain("date_end", "!=", False) & not_renewing
-            & Domain.OR(per_company)
+            & self.env["res.company"]._subscription_per_company(lambda _c, today: Domain("date_end", "<", today))
             & (Domain("state", "=", "suspended") | Domain("billing_failed_on", "=", False))
         )
 

@@ -85,37 +85,27 @@ class SubscriptionSubscription(models.Model):
     def _dunning_overdue_domain(self):
         """Active manual payers with an invoice overdue in their company's time zone."""
         Move = self.env["account.move"]
-        domains = [
-            Domain("company_id", "=", company.id)
-            & Domain("invoice_ids", "any", Move._subscription_overdue_domain(company._subscription_today()))
-            for company in self.env["res.company"].sudo().search([])
-        ]
-        return Domain([("state", "=", "active"), ("payment_token_id", "=", False)]) & Domain.OR(domains)
+        overdue = self.env["res.company"]._subscription_per_company(
+            lambda _c, today: Domain("invoice_ids", "any", Move._subscription_overdue_domain(today)))
+        return Domain([("state", "=", "active"), ("payment_token_id", "=", False)]) & overdue
 
     @api.model
     def _dunning_grace_over_domain(self):
         """Past-due manual payers with an invoice overdue for longer than their company's grace period."""
         Move = self.env["account.move"]
-        domains = [
-            Domain("company_id", "=", company.id) & Domain(
-                "invoice_ids", "any",
-                Move._subscription_overdue_domain(
-                    company._subscription_today() - timedelta(days=company.subscription_grace_days)),
-            )
-            for company in self.env["res.company"].sudo().search([])
-        ]
-        return Domain([("state", "=", "past_due"), ("payment_token_id", "=", False)]) & Domain.OR(domains)
+        grace_over = self.env["res.company"]._subscription_per_company(
+            lambda company, today: Domain("invoice_ids", "any", Move._subscription_overdue_domain(
+                today - timedelta(days=company.subscription_grace_days))))
+        return Domain([("state", "=", "past_due"), ("payment_token_id", "=", False)]) & grace_over
 
     @api.model
     def _renewal_reminder_domain(self):
         """Subscriptions ending within their plan's reminder days, without automatic renewal,
         not reminded yet for this term (a reminded term keeps its end in ``renewal_reminded_for``)."""
-        per_company = []
-        for company in self.env["res.company"].sudo().search([]):
-            today = company._subscription_today()
-            per_company.append(Domain("company_id", "=", company.id) & Domain("date_end", ">=", today) & (
+        not_reminded = self.env["res.company"]._subscription_per_company(
+            lambda _c, today: Domain("date_end", ">=", today) & (
                 Domain("renewal_reminded_for", "=", False) | Domain("renewal_reminded_for", "<", today)))
-        return Domain("is_expiring", "=", True) & Domain.OR(per_company)
+        return Domain("is_expiring", "=", True) & not_reminded
 
     def _dunning_mark_past_due(self):
         """An invoice is overdue: past due, with a payment reminder e-mailed."""

@@ -112,9 +112,15 @@ class TestRoles(PortalCommon):
                 self.assertEqual(values["amount_total"], sub.amount_total)
 
     def test_the_viewer_group_reads_everything_and_changes_nothing(self):
+        self.theirs.payment_token_id = self.token_bob
+        self._bill_and_charge("2026-05-01")
         record = self.env["subscription.subscription"].with_user(self.viewer).browse(self.theirs.id)
         self.assertEqual(record.amount_total, self.theirs.amount_total)
-        self.assertTrue(self.env["subscription.charge"].with_user(self.viewer).search_count([]) >= 0)
+        Charge = self.env["subscription.charge"].with_user(self.viewer)
+        charges = Charge.search([("subscription_id", "=", self.theirs.id)])
+        self.assertEqual(charges, self.theirs.charge_ids)
+        self.assertTrue(charges, "another salesperson's charges too")
+        self.assertEqual(charges.read(["amount"])[0]["amount"], 13.2)
         with self.assertRaises(AccessError):
             record.write({"note": "x"})
         with self.assertRaises(AccessError):
