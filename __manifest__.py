@@ -25,6 +25,7 @@
         "data/mail_template_autopay_data.xml",
         "data/subscription_retry_rule_data.xml",
         "data/ir_cron_data.xml",
+        "views/mail_layout_templates.xml",
         "views/subscription_plan_views.xml",
         "views/subscription_close_reason_views.xml",
         "views/subscription_views.xml",

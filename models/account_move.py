@@ -1,12 +1,35 @@
+import functools
+import logging
+import subprocess
+from collections import defaultdict
 from datetime import timedelta
 
 from odoo import api, fields, models
+from odoo.addons.base.models.ir_actions_report import _wkhtml
 from odoo.exceptions import UserError
 from odoo.fields import Domain
-from odoo.tools import format_amount, format_date
+from odoo.tools import format_amount, format_date, split_every
 
 from .. import const
-from ..tools import queue_mails
+from ..tools import process_in_locked_batches
+
+_logger = logging.getLogger(__name__)
+
+# Invoices taken per batch of the sending job: rendered in one wkhtmltopdf call when the binary
+# can render several documents at once (patched Qt), else one by one.
+SEND_BATCH_SIZE = 50
+SEND_BATCH_SIZE_UNPATCHED = 10
+
+
+@functools.lru_cache(1)
+def _wkhtmltopdf_renders_batches():
+    """True when Odoo's wkhtmltopdf is a patched-Qt build, which renders several documents in one
+    call (Debian's build refuses: Odoo raises "Tried to convert multiple documents ... unpatched QT")."""
+    try:
+        out = subprocess.run([_wkhtml().bin, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "with patched qt" in out.stdout
 
 
 class AccountMove(models.Model):
@@ -27,6 +50,12 @@ class AccountMove(models.Model):
         "The only record of the next retry: the charges show it, the autopay action reads it.",
     )
     subscription_charge_ids = fields.One2many("subscription.charge", "invoice_id", string="Autopay charges")
+    subscription_send = fields.Selection(
+        [("pdf", "Official PDF"), ("email", "Official PDF and e-mail")],
+        string="To send", readonly=True, copy=False, index="btree_not_null",
+        help="Waiting for the background job that makes the invoice's official PDF through Odoo's invoice "
+        "sending, and e-mails it to a customer who pays by hand.",
+    )
 
     # The exactly-once guarantee of the billing day lives in the database: at most
     # one live customer invoice per subscription and period, whatever runs at once.
@@ -140,27 +169,89 @@ class AccountMove(models.Model):
         self.env["subscription.charge"]._charge_invoices(self)
 
     def _subscription_notify_billed(self):
-        """After billing: e-mail manual payers their invoice, have autopay invoices charged now."""
-        self._subscription_send_invoice_mails()
-        if any(self.mapped("subscription_charge_date")):
-            cron = self.env.ref("subscription_billing.ir_cron_charge_autopay", raise_if_not_found=False)
-            if cron:
-                cron._trigger()
-
-    def _subscription_send_invoice_mails(self):
-        """Queue the invoice e-mail (with its portal link to view and pay) for each invoice.
-
-        Mails are only queued (the mail cron sends them); no PDF is rendered here.
-        A failure is logged and never undoes the invoices.
-        """
+        """After billing: the sending job makes the invoices' PDFs and e-mails manual payers; autopay
+        invoices are charged now. Both run in the background, never inside the billing batches."""
         if not self:
             return
-        template = self.env.ref("subscription_billing.mail_template_subscription_invoice", raise_if_not_found=False)
-        if not template:
-            return
-        invoices = self.sudo().filtered(lambda m: m.partner_id.email and not m.subscription_charge_date)
-        not_mailed = invoices - queue_mails(template, invoices)
-        not_mailed.filtered("is_move_sent").write({"is_move_sent": False})
+        if any(self.mapped("subscription_send")):
+            self.env.ref("subscription_billing.ir_cron_send_invoices")._trigger()
+        if any(self.mapped("subscription_charge_date")):
+            self.env.ref("subscription_billing.ir_cron_charge_autopay")._trigger()
+
+    def _subscription_queue_sending(self, email=True):
+        """Have the sending job make these invoices' official PDFs and, with ``email``, e-mail them
+        (e.g. an autopay invoice left without a payment method). Returns nothing."""
+        self.sudo().write({"subscription_send": "email" if email else "pdf"})
+        self._subscription_notify_billed()
+
+    @api.model
+    def _cron_send_invoices(self, batch_size=None):
+        """Scheduled action: official PDFs and e-mails of the posted subscription invoices waiting for
+        them, in committed batches (``FOR UPDATE SKIP LOCKED``: several workers can share them).
+
+        :param int batch_size: invoices per batch (default: 50 with a patched-Qt wkhtmltopdf, which
+            renders them in one call, else 10)
+        """
+        if not batch_size:
+            batch_size = SEND_BATCH_SIZE if _wkhtmltopdf_renders_batches() else SEND_BATCH_SIZE_UNPATCHED
+        process_in_locked_batches(self, Domain("subscription_send", "!=", False), "_subscription_send_documents",
+                                  batch_size, order="subscription_id, id")
+
+    def _subscription_send_documents(self):
+        """Make this locked batch's official PDFs (``invoice_pdf_report_id``) through Odoo's own invoice
+        sending (``account.move.send``) and e-mail them, the PDF attached.
+
+        A subscription with several invoices to e-mail in the batch (a catch-up of several periods)
+        sends its customer one e-mail listing them, with every PDF. An invoice whose documents fail
+        gets the error in its chatter (Odoo's way) and leaves the queue; the others go on.
+        """
+        moves = self.sudo()
+        not_posted = moves.filtered(lambda m: m.state != "posted")  # cancelled before its turn
+        moves -= not_posted
+        to_mail = moves.filtered(lambda m: m.subscription_send == "email" and m.partner_id.email)
+        by_sub = defaultdict(lambda: self.browse())
+        for move in to_mail:
+            by_sub[move.subscription_id] |= move
+        catch_ups = {sub: invoices for sub, invoices in by_sub.items() if len(invoices) > 1}
+        in_catch_ups = self.browse().union(*catch_ups.values())
+        single_mails = to_mail - in_catch_ups
+        chunk = SEND_BATCH_SIZE if _wkhtmltopdf_renders_batches() else 1
+        for invoices in split_every(chunk, single_mails.ids, moves.browse):
+            invoices._subscription_generate_and_send(email=True)
+        for invoices in split_every(chunk, (moves - single_mails).ids, moves.browse):
+            invoices._subscription_generate_and_send(email=False)
+        for sub, invoices in catch_ups.items():
+            sub._send_invoices_mail(invoices.filtered("invoice_pdf_report_id"))
+        (moves | not_posted).write({"subscription_send": False})
+
+    def _subscription_generate_and_send(self, email):
+        """Odoo's invoice sending for these invoices (PDF, then the e-mail when ``email``); a failing
+        group is tried again one invoice at a time, and a failing invoice gets the error in its
+        chatter."""
+        # E-mailed the way the customer asked for invoices (Odoo's default: by e-mail).
+        settings = {} if email else {"sending_methods": set()}
+        try:
+            with self.env.cr.savepoint():
+                self.env["account.move.send"]._generate_and_send_invoices(self, allow_raising=False, **settings)
+        except Exception as error:  # one invoice's PDF must not stop the others
+            if len(self) > 1:
+                for move in self:
+                    move._subscription_generate_and_send(email)
+                return
+            _logger.exception("Invoice %s: its PDF or e-mail could not be made", self.name)
+            self.message_post(body=self.env._(
+                "The invoice's PDF could not be made or sent: %(error)s. Use *Send* to try again.",
+                error=error.args[0] if error.args else error))
+
+    def _get_mail_template(self):
+        """Subscription invoices are e-mailed with the subscription's template (Odoo's invoice sending
+        takes it from here)."""
+        if len(self) == 1 and self.subscription_id and self.move_type == "out_invoice":
+            template = self.env.ref("subscription_billing.mail_template_subscription_invoice",
+                                    raise_if_not_found=False)
+            if template:
+                return template
+        return super()._get_mail_template()
 
 
 class AccountPartialReconcile(models.Model):

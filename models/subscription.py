@@ -156,6 +156,11 @@ class SubscriptionSubscription(models.Model):
         compute="_compute_health",
     )
     color = fields.Integer(compute="_compute_health")
+    product_summary = fields.Char(
+        compute="_compute_product_summary", string="Subscribed to",
+        help="What the customer subscribed to, as e-mails and the portal name it: the first product "
+        "('Trendhouse Weekly'), and how many more.",
+    )
 
     _date_end_after_start = models.Constraint(
         "CHECK(date_end IS NULL OR date_end >= date_start)", "The end of the term cannot be before the start date."
@@ -281,6 +286,16 @@ class SubscriptionSubscription(models.Model):
                 health = "ok"
             sub.health = health
             sub.color = colors[health]
+
+    @api.depends("line_ids.product_id")
+    def _compute_product_summary(self):
+        for sub in self:
+            products = sub.line_ids.product_id
+            if len(products) > 1:
+                sub.product_summary = self.env._("%(product)s and %(count)s more", product=products[0].name,
+                                                 count=len(products) - 1)
+            else:
+                sub.product_summary = products.name or sub.plan_id.name or ""
 
     def _compute_access_url(self):
         for sub in self:

@@ -436,6 +436,37 @@ class SubscriptionSubscription(models.Model):
                 self.env._("Billing failed"), note=message, activity_xmlid=const.ACTIVITY_BILLING_FAILED,
             )
 
+    def _send_invoices_mail(self, invoices):
+        """E-mail the customer these invoices of this subscription in one message (a catch-up of
+        several periods), their official PDFs attached; posted in the subscription's chatter and
+        told on each invoice.
+
+        :param invoices: posted ``account.move`` of this subscription, their PDFs made
+        """
+        self.ensure_one()
+        template = self.env.ref("subscription_billing.mail_template_subscription_invoices", raise_if_not_found=False)
+        if not template or not invoices or not self.partner_id.email:
+            return
+        sub = self.sudo()
+        lang = template._render_lang(sub.ids)[sub.id]
+        template = template.with_context(lang=lang)
+        context = {"invoices": invoices.sudo().sorted("subscription_period_start")}
+        subject = template._render_field("subject", sub.ids, add_context=context)[sub.id]
+        body = template._render_field("body_html", sub.ids, add_context=context, compute_lang=False)[sub.id]
+        author, email_from = sub._message_compute_author(
+            email_from=template._render_field("email_from", sub.ids)[sub.id] or False)
+        message = sub.with_context(lang=lang).message_post(
+            body=body, subject=subject, author_id=author, email_from=email_from,
+            partner_ids=sub.partner_id.ids, message_type="comment", subtype_xmlid="mail.mt_comment",
+            attachments=[(inv.invoice_pdf_report_id.name, inv.invoice_pdf_report_id.raw) for inv in context["invoices"]],
+            email_layout_xmlid="mail.mail_notification_layout_with_responsible_signature",
+            model_description=self.env._("Subscription"), mail_auto_delete=template.auto_delete,
+        )
+        for invoice in invoices:
+            invoice.message_post(body=self.env._("E-mailed to the customer with the other invoices of %(sub)s.",
+                                                 sub=self.name))
+        return message
+
     def _close_billing_failures(self):
         """The subscriptions billed again: their billing-failure activity is done."""
         self.activity_feedback(
@@ -480,11 +511,12 @@ class SubscriptionSubscription(models.Model):
             "subscription_id": self.id,
             "subscription_period_start": period_start,
             "subscription_period_end": period_end_,
-            # Portal token and "sent" flag set at creation: writing them afterwards would run
-            # the whole invoice write machinery once per invoice.
+            # Portal token set at creation: writing it afterwards would run the whole invoice
+            # write machinery once per invoice.
             "access_token": str(uuid.uuid4()),
-            # Autopay invoices are charged first; the customer gets a receipt or a failure notice.
-            "is_move_sent": bool(self.partner_id.email) and not self.payment_token_id,
+            # The sending job makes every invoice's official PDF and e-mails manual payers;
+            # autopay invoices are charged first (the customer gets a receipt or a failure notice).
+            "subscription_send": "email" if self.partner_id.email and not self.payment_token_id else "pdf",
             "subscription_charge_date": self.company_id._subscription_today() if self.payment_token_id else False,
             "invoice_line_ids": [
                 Command.create(line._prepare_invoice_line_vals(label, ratio=ratio)) for line in self.line_ids

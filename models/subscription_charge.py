@@ -345,7 +345,7 @@ class SubscriptionCharge(models.Model):
             if "transaction_id" in vals:
                 vals["transaction_id"] = txs[vals["transaction_id"]].id
         if without_token:
-            without_token._subscription_send_invoice_mails()
+            without_token._subscription_queue_sending(email=True)
         return self.sudo().create(charge_vals)
 
     def _send(self):

@@ -79,3 +79,10 @@ class SubscriptionCommon(TransactionCase):
         with self.enter_registry_test_mode():
             cron.method_direct_trigger()
         self.env.invalidate_all()
+
+    def _run_sending(self):
+        """Run the scheduled action that makes invoice PDFs and e-mails them (commits per batch)."""
+        cron = self.env.ref("subscription_billing.ir_cron_send_invoices")
+        with self.enter_registry_test_mode():
+            cron.method_direct_trigger()
+        self.env.invalidate_all()

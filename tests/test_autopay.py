@@ -51,8 +51,9 @@ class TestAutopayOutcomes(AutopayCommon):
         self.assertGreater(Trigger.search_count([("cron_id", "=", cron.id)]), before, "charged right away")
         self.assertEqual(autopay.invoice_ids.subscription_charge_date, date(2026, 5, 1))
         self.assertFalse(manual.invoice_ids.subscription_charge_date)
-        self.assertEqual(len(self._mails_to(self.partner_b, "for your subscription")), 1)
-        self.assertFalse(self._mails_to(self.partner, "for your subscription"))
+        self._run_sending()
+        self.assertEqual(len(self._mails_to(self.partner_b, "for your Trendhouse")), 1)
+        self.assertFalse(self._mails_to(self.partner, "for your Trendhouse"))
 
     def test_temporary_failure_is_retried_on_schedule_and_success_reactivates(self):
         sub = self._create_autopay_subscription("error", date_start="2026-05-01")
@@ -304,7 +305,9 @@ class TestAutopayInputs(AutopayCommon):
         with freeze_time("2026-05-01"):
             self._run_autopay()
         self.assertFalse(sub.charge_ids)
-        self.assertEqual(len(self._mails_to(self.partner, "for your subscription")), 1)
+        self.assertEqual(sub.invoice_ids.subscription_send, "email")
+        self._run_sending()
+        self.assertEqual(len(self._mails_to(self.partner, "for your Trendhouse")), 1)
 
     def test_a_closed_subscription_cannot_be_enrolled(self):
         sub = self._create_subscription()

@@ -21,6 +21,9 @@ class TestInvoiceMailLink(HttpCase):
             })
             sub.action_start()
             sub.action_generate_invoice()
+            cron = self.env.ref("subscription_billing.ir_cron_send_invoices")
+            with self.enter_registry_test_mode():
+                cron.method_direct_trigger()
         invoice = sub.invoice_ids
         mail = self.env["mail.mail"].search([("model", "=", "account.move"), ("res_id", "=", invoice.id)])
         self.assertEqual(len(mail), 1)
