@@ -39,6 +39,7 @@
         "wizards/subscription_close_wizard_views.xml",
         "wizards/subscription_enroll_wizard_views.xml",
         "wizards/subscription_lifecycle_wizards_views.xml",
+        "report/subscription_collection_views.xml",
         "views/subscription_menus.xml",
     ],
     "demo": [

@@ -6,6 +6,7 @@ from . import subscription
 from . import subscription_billing
 from . import subscription_autopay
 from . import subscription_dunning
+from . import subscription_health
 from . import subscription_line
 from . import subscription_charge
 from . import subscription_retry_rule

@@ -243,6 +243,11 @@ class AccountMove(models.Model):
                 "The invoice's PDF could not be made or sent: %(error)s. Use *Send* to try again.",
                 error=error.args[0] if error.args else error))
 
+    def _subscription_mail_header(self):
+        """Header of the customer e-mails about this invoice (see ``mail_layout_customer``)."""
+        self.ensure_one()
+        return {"caption": self.env._("Your invoice"), "title": self.name}
+
     def _get_mail_template(self):
         """Subscription invoices are e-mailed with the subscription's template (Odoo's invoice sending
         takes it from here)."""

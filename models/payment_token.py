@@ -1,8 +1,47 @@
-from odoo import models
+from odoo import api, fields, models
 
 
 class PaymentToken(models.Model):
     _inherit = "payment.token"
+
+    # === FIELDS === #
+
+    card_exp_month = fields.Integer(
+        string="Card expiry month", readonly=True, help="Given by providers that tell it (Stripe cards).")
+    card_exp_year = fields.Integer(
+        string="Card expiry year", readonly=True, help="Given by providers that tell it (Stripe cards).")
+
+    # === COMPUTE METHODS === #
+
+    @api.depends("payment_method_id.name", "card_exp_month", "card_exp_year")
+    @api.depends_context("subscription_token_label")
+    def _compute_display_name(self):
+        """Where subscriptions show a payment method (context ``subscription_token_label``), it reads as
+        people know it: brand, last four digits and expiry; elsewhere Odoo's own name."""
+        super()._compute_display_name()
+        if self.env.context.get("subscription_token_label"):
+            for token in self:
+                token.display_name = token._subscription_label()
+
+    # === BUSINESS METHODS === #
+
+    def _subscription_label(self):
+        """The payment method as customers know it, e.g. ``"Visa •••• 4242, exp. 12/28"``.
+
+        Brand (or method) name, last four characters of the details the provider gave (never more),
+        and the expiry when the provider gives it. Returns ``""`` for an empty recordset.
+        """
+        if not self:
+            return ""
+        self.ensure_one()
+        token = self.sudo()
+        brand = token.payment_method_id.name or token.provider_id.name or ""
+        details = (token.payment_details or "")[-4:]
+        label = self.env._("%(brand)s •••• %(last4)s", brand=brand, last4=details) if details else brand
+        if token.card_exp_month and token.card_exp_year:
+            label = self.env._("%(label)s, exp. %(month)s/%(year)s", label=label,
+                               month=f"{token.card_exp_month:02d}", year=f"{token.card_exp_year % 100:02d}")
+        return label
 
     def get_linked_records_info(self):
         """Show the subscriptions charged with this payment method before it is archived."""

@@ -60,6 +60,16 @@ class PaymentTransaction(models.Model):
                 "Stripe will notify the outcome.", status=intent.get("status"))
         return super()._apply_updates(payment_data)
 
+    def _extract_token_values(self, payment_data):
+        """Stripe tells a card's expiry: kept on the token, to show it ("Visa •••• 4242, exp. 12/28")."""
+        values = super()._extract_token_values(payment_data)
+        if self.provider_code != "stripe" or not values:
+            return values
+        card = (payment_data.get("payment_method") or {}).get("card") or {}
+        if card.get("exp_month") and card.get("exp_year"):
+            values.update(card_exp_month=card["exp_month"], card_exp_year=card["exp_year"])
+        return values
+
     # === BUSINESS METHODS - AUTOPAY === #
 
     def _subscription_classify_failure(self):

@@ -66,14 +66,27 @@ class ResPartner(models.Model):
             else Subscription
         status = self._subscription_status_by_commercial(commercial.ids)
         states = dict(Subscription._fields["state"]._description_selection(self.env))
+        # The standing of those in trouble: since when, why, what next (amounts for those who read them).
+        troubled = all_subs.filtered(lambda s: s.state in ("active", "past_due", "suspended"))
+        collection = troubled._collection_data()
+        with_amounts = Subscription.has_access("read") and self.env.user.has_groups(
+            "subscription_billing.group_subscription_viewer,subscription_billing.group_subscription_user")
+        health = {}
+        for sub in troubled:
+            summary, step = sub._health_texts(collection.get(sub) or {}, with_amounts=with_amounts)
+            if summary:
+                health[sub] = Markup("<br/><span class='%s'>%s</span> <span class='text-muted'>— %s</span>") % (
+                    "text-danger" if sub.state == "suspended" or (collection.get(sub) or {}).get("failed")
+                    else "text-warning", summary, self.env._("next step: %(step)s", step=step[:1].lower() + step[1:]))
         for partner in self:
             mine = all_subs.filtered(lambda s, p=partner: s.commercial_partner_id == p.commercial_partner_id)
             partner.subscription_ids = [fields.Command.set((readable & mine).ids)]
             partner.subscription_count = len(mine)
             partner.subscription_status = status.get(partner.commercial_partner_id.id, "none")
             partner.subscription_summary = Markup("<ul class='list-unstyled mb-0'>%s</ul>") % Markup("").join(
-                Markup("<li><strong>%s</strong> — %s — %s%s</li>") % (
+                Markup("<li class='mb-1'><strong>%s</strong> — %s — %s%s%s</li>") % (
                     sub.name, sub.plan_id.name, states.get(sub.state, sub.state), sub._summary_next_step(),
+                    health.get(sub, ""),
                 ) for sub in mine
             ) if mine else False
 

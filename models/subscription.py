@@ -152,10 +152,13 @@ class SubscriptionSubscription(models.Model):
     )
     health = fields.Selection(
         [("ok", "In good standing"), ("expiring", "Expiring soon"), ("overdue", "Overdue"),
-         ("failed", "Payment failed"), ("closed", "Closed")],
+         ("failed", "Payment failed"), ("suspended", "Suspended"), ("closed", "Closed")],
         compute="_compute_health",
+        help="Payment failed: autopay's last charge of an unpaid invoice failed. Overdue: an invoice is "
+        "unpaid past its due date. Suspended: by staff, after failed payments or an unpaid invoice.",
     )
     color = fields.Integer(compute="_compute_health")
+    partner_email = fields.Char(related="partner_id.email", string="Customer e-mail")
     product_summary = fields.Char(
         compute="_compute_product_summary", string="Subscribed to",
         help="What the customer subscribed to, as e-mails and the portal name it: the first product "
@@ -270,15 +273,19 @@ class SubscriptionSubscription(models.Model):
         positive = (operator == "=") == value
         return [("id", "in" if positive else "not in", ids)]
 
-    @api.depends("state", "is_expiring", "has_overdue_invoice")
+    @api.depends("state", "is_expiring", "has_overdue_invoice", "charge_ids.state")
     def _compute_health(self):
-        colors = {"ok": 10, "expiring": 3, "overdue": 2, "failed": 1, "closed": 0}
+        colors = {"ok": 10, "expiring": 3, "overdue": 2, "failed": 1, "suspended": 1, "closed": 0}
+        collection = self.sudo()._collection_data()
         for sub in self:
+            values = collection.get(sub) or {}
             if sub.state in const.CLOSED_STATES:
                 health = "closed"
-            elif sub.state in ("past_due", "suspended"):
+            elif sub.state == "suspended":
+                health = "suspended"
+            elif values.get("failed"):
                 health = "failed"
-            elif sub.has_overdue_invoice:
+            elif values.get("overdue_since") or sub.state == "past_due":
                 health = "overdue"
             elif sub.is_expiring:
                 health = "expiring"
@@ -493,11 +500,13 @@ class SubscriptionSubscription(models.Model):
                                            sub=sub.display_name))
         self._update_state("active")
         self._init_running_dates()
-        return True
+        return self._warn_no_email() or True
 
-    def action_suspend(self):
-        """Suspend running subscriptions: no new invoices until reactivated or paid.
+    def action_suspend(self, reason=None):
+        """Suspend running subscriptions by hand: no new invoices until reactivated.
 
+        :param str reason: why (shown on the form, the contact's tab and the collections list;
+            the customer reads "suspended, contact us"); required from the form's dialog
         :return: True
         :raise UserError: a subscription is neither active nor past due
         """
@@ -507,8 +516,23 @@ class SubscriptionSubscription(models.Model):
                 "Only active or past due subscriptions can be suspended (%(subs)s).",
                 subs=", ".join(wrong.mapped("display_name")),
             ))
-        self._update_state("suspended", message=self.env._("Suspended by %(user)s.", user=self.env.user.name))
+        reason = (reason or "").strip()
+        message = (self.env._("Suspended by %(user)s: %(reason)s", user=self.env.user.name, reason=reason) if reason
+                   else self.env._("Suspended by %(user)s.", user=self.env.user.name))
+        self._update_state("suspended", message=message,
+                           vals={"suspension_cause": "staff", "suspension_note": reason or False})
         return True
+
+    def action_open_suspend_wizard(self):
+        """The *Suspend* dialog: asks for the reason."""
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Suspend"),
+            "res_model": "subscription.suspend.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"active_ids": self.ids, "active_model": self._name},
+        }
 
     def action_reactivate(self):
         """Bring past due or suspended subscriptions back to active.
@@ -620,6 +644,24 @@ class SubscriptionSubscription(models.Model):
         return action
 
     # === BUSINESS METHODS === #
+
+    def _warn_no_email(self, next_action=None):
+        """A warning notification when a customer of these subscriptions has no e-mail address (their
+        invoices and payment e-mails cannot reach them), then ``next_action``; None when all have one."""
+        missing = self.partner_id.filtered(lambda p: not p.email)
+        if not missing:
+            return next_action
+        params = {
+            "type": "warning",
+            "sticky": True,
+            "title": self.env._("No e-mail address"),
+            "message": self.env._(
+                "%(customers)s has no e-mail address: invoices and payment reminders cannot be e-mailed. Add one "
+                "on the contact, or send the invoices another way.", customers=", ".join(missing.mapped("name"))),
+        }
+        if next_action:
+            params["next"] = next_action
+        return {"type": "ir.actions.client", "tag": "display_notification", "params": params}
 
     def _update_state(self, target, message=None, vals=None):
         """Move these subscriptions to ``target``: the only way a subscription's state changes.

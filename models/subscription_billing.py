@@ -69,7 +69,8 @@ class SubscriptionSubscription(models.Model):
         invoices._subscription_notify_billed()
         if long_ones:
             self.env.ref("subscription_billing.ir_cron_generate_invoices")._trigger()
-        return self.action_view_invoices(invoices) if invoices else True
+        action = self.action_view_invoices(invoices) if invoices else None
+        return self._warn_no_email(action) or action or True
 
     def action_open_reinvoice_wizard(self):
         self.ensure_one()

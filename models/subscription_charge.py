@@ -57,6 +57,22 @@ class SubscriptionCharge(models.Model):
     failure_kind = fields.Selection([("temporary", "Temporary"), ("permanent", "Permanent")], readonly=True)
     failure_code = fields.Char(readonly=True, help="The provider's code, e.g. Stripe's decline code.")
     failure_message = fields.Text(readonly=True)
+    is_latest_attempt = fields.Boolean(
+        compute="_compute_is_latest_attempt", store=True, string="Latest attempt",
+        help="No later attempt exists for this invoice: the list of payment failures shows one row per invoice.",
+    )
+    invoice_residual = fields.Monetary(
+        related="invoice_id.amount_residual", string="Still due",
+        help="What is left to pay on the invoice now (0 once paid or credited).",
+    )
+    payment_method_label = fields.Char(
+        compute="_compute_payment_method_label", string="Paid with",
+        help="The payment method as the customer knows it, e.g. Visa •••• 4242, exp. 12/28.",
+    )
+    failure_label = fields.Char(
+        compute="_compute_failure_label", string="Reason",
+        help="Why the charge failed, in words a customer understands (from the provider's code when known).",
+    )
     next_retry_date = fields.Date(
         compute="_compute_next_retry_date", inverse="_inverse_next_retry_date", store=True, index="btree_not_null",
         help="Day the invoice is charged again: its 'Autopay on' date, shown on its latest failed attempt. "
@@ -103,6 +119,50 @@ class SubscriptionCharge(models.Model):
                     "%(sub)s is %(state)s: its invoices are not charged.",
                     sub=charge.subscription_id.display_name, state=charge.subscription_id._state_label()))
             charge.invoice_id.sudo().subscription_charge_date = charge.next_retry_date
+
+    @api.depends("invoice_id.subscription_charge_ids")
+    def _compute_is_latest_attempt(self):
+        for charge in self:
+            charge.is_latest_attempt = charge._is_latest_attempt()
+
+    @api.depends("token_id")
+    def _compute_payment_method_label(self):
+        for charge in self:
+            charge.payment_method_label = charge.token_id._subscription_label()
+
+    @api.depends("state", "failure_code", "failure_message")
+    def _compute_failure_label(self):
+        """Stripe's decline codes (https://docs.stripe.com/declines/codes) and our own problem codes
+        read as "Declined: insufficient funds"; others show the provider's message."""
+        _ = self.env._
+        labels = {
+            "insufficient_funds": _("Declined: insufficient funds"),
+            "card_declined": _("Declined by the bank"),
+            "generic_decline": _("Declined by the bank"),
+            "do_not_honor": _("Declined by the bank"),
+            "expired_card": _("Declined: card expired"),
+            "lost_card": _("Declined: card reported lost"),
+            "stolen_card": _("Declined: card reported stolen"),
+            "incorrect_cvc": _("Declined: wrong security code"),
+            "processing_error": _("Error at the bank: will be tried again"),
+            "try_again_later": _("Error at the bank: will be tried again"),
+            "authentication_required": _("The bank asks you to confirm the payment"),
+            "card_velocity_exceeded": _("Declined: card limit reached"),
+            "withdrawal_count_limit_exceeded": _("Declined: card limit reached"),
+            const.CODE_TOKEN_INACTIVE: _("Payment method removed"),
+        }
+        for charge in self:
+            if charge.state != "failed":
+                charge.failure_label = False
+                continue
+            charge.failure_label = labels.get(charge.failure_code) or (
+                _("Declined: %(reason)s", reason=charge.failure_message.strip().rstrip("."))
+                if charge.failure_message else _("Declined"))
+
+    def _subscription_mail_header(self):
+        """Header of the customer e-mails about this charge (see ``mail_layout_customer``)."""
+        self.ensure_one()
+        return {"caption": self.env._("Your payment"), "title": self.invoice_id.name}
 
     def _compute_display_name(self):
         for charge in self:
@@ -431,7 +491,7 @@ class SubscriptionCharge(models.Model):
             text = self.env._(
                 "Payment of %(invoice)s charged: %(amount)s on %(method)s (attempt %(attempt)s).",
                 invoice=charge.invoice_id.name, amount=format_amount(self.env, charge.amount, charge.currency_id),
-                method=charge.token_id.display_name, attempt=charge.attempt,
+                method=charge.token_id._subscription_label(), attempt=charge.attempt,
             )
             if charge in mailed:
                 text = self.env._("%(text)s Receipt e-mailed.", text=text)
@@ -496,7 +556,7 @@ class SubscriptionCharge(models.Model):
                 notes.append((charge, self.env._("%(head)s %(why)s", head=head, why=why)))
                 continue
             if kind == "permanent" or sub.company_id.subscription_after_retries == "suspend":
-                sub._update_state("suspended")
+                sub._update_state("suspended", vals={"suspension_cause": "payment", "suspension_note": False})
                 if suspension:
                     to_mail[suspension] |= charge
                 notes.append((charge, self.env._("%(head)s %(why)s Subscription suspended.", head=head, why=why)))

@@ -46,6 +46,41 @@ class SubscriptionSubscription(models.Model):
         positive = (operator == "=") == value
         return [("id", "in" if positive else "not in", query.subselect("subscription_id"))]
 
+    # === ACTION METHODS === #
+
+    def action_send_payment_reminder(self):
+        """E-mail these subscriptions' customers a reminder of their overdue invoices (each named with
+        its amount, due date and pay link), from the collections list.
+
+        :return: a notification: how many were e-mailed, and which were skipped and why (nothing
+            overdue, or no e-mail address)
+        :raise AccessError: the user may not edit these subscriptions
+        """
+        self.check_access("write")
+        subs = self.sudo()
+        nothing_overdue = subs.filtered(lambda s: not s.overdue_invoice_ids)
+        no_email = (subs - nothing_overdue).filtered(lambda s: not s.partner_id.email)
+        to_mail = subs - nothing_overdue - no_email
+        mailed = to_mail._send_template("subscription_billing.mail_template_payment_reminder")
+        for sub in mailed:
+            sub.message_post(body=self.env._("Payment reminder e-mailed by %(user)s (%(invoices)s).",
+                                             user=self.env.user.name,
+                                             invoices=", ".join(sub.overdue_invoice_ids.mapped("name"))))
+        skipped = []
+        if nothing_overdue:
+            skipped.append(self.env._("nothing overdue: %(subs)s", subs=", ".join(nothing_overdue.mapped("name"))))
+        if no_email:
+            skipped.append(self.env._("no e-mail address: %(subs)s", subs=", ".join(no_email.mapped("name"))))
+        if to_mail - mailed:
+            skipped.append(self.env._("e-mail could not be queued: %(subs)s",
+                                      subs=", ".join((to_mail - mailed).mapped("name"))))
+        return {"type": "ir.actions.client", "tag": "display_notification", "params": {
+            "type": "warning" if skipped else "success",
+            "title": self.env._("%(count)s payment reminder(s) e-mailed", count=len(mailed)),
+            "message": self.env._("Skipped — %(why)s", why="; ".join(skipped)) if skipped else "",
+            "sticky": bool(skipped),
+        }}
+
     # === BUSINESS METHODS === #
 
     @api.model
@@ -117,7 +152,7 @@ class SubscriptionSubscription(models.Model):
 
     def _dunning_suspend(self):
         """Still unpaid after the grace period: suspended, customer e-mailed, salesperson told."""
-        moved = self._update_state("suspended")
+        moved = self._update_state("suspended", vals={"suspension_cause": "overdue", "suspension_note": False})
         moved._send_template("subscription_billing.mail_template_subscription_suspended")
         moved._schedule_salesperson_activity(self.env._("Suspended: invoice unpaid"))
         for sub in moved:

@@ -30,7 +30,7 @@ class TestAutopayOutcomes(AutopayCommon):
         self.assertEqual(tx.payment_id.state, "paid")
         self.assertFalse(invoice.subscription_charge_date)
         self.assertEqual(sub.state, "active")
-        receipt = self._mails_to(self.partner, "payment received")
+        receipt = self._mails_to(self.partner, "received, thank you")
         self.assertEqual(len(receipt), 1)
         self.assertIn("4242", receipt.body_html)
         self.assertFalse(self._mails_to(self.partner, "for your subscription"),
@@ -62,7 +62,7 @@ class TestAutopayOutcomes(AutopayCommon):
         self.assertEqual((charge.state, charge.failure_kind, charge.next_retry_date),
                          ("failed", "temporary", date(2026, 5, 2)))
         self.assertEqual(sub.state, "past_due")
-        failed_mail = self._mails_to(self.partner, "payment failed")
+        failed_mail = self._mails_to(self.partner, "failed — we will try again")
         self.assertEqual(len(failed_mail), 1)
         self.assertIn(sub.access_token, failed_mail.body_html, "the link opens the subscription with its token")
         self._assert_logged(sub, "next retry on")
@@ -96,7 +96,7 @@ class TestAutopayOutcomes(AutopayCommon):
         self.assertEqual(sub.state, "suspended")
         self.assertFalse(sub.charge_ids.filtered("next_retry_date"))
         self.assertEqual(len(self._mails_to(self.partner, "is suspended")), 1)
-        self.assertEqual(len(self._mails_to(self.partner, "payment failed")), 3)
+        self.assertEqual(len(self._mails_to(self.partner, "failed — we will try again")), 3)
         activity = sub.activity_ids
         self.assertEqual(len(activity), 1)
         self.assertEqual(activity.user_id, self.sales_user)
@@ -126,7 +126,7 @@ class TestAutopayOutcomes(AutopayCommon):
         self.assertEqual((charge.state, charge.failure_kind, charge.next_retry_date), ("failed", "permanent", False))
         self.assertEqual(sub.state, "suspended")
         self.assertEqual(len(self._mails_to(self.partner, "is suspended")), 1)
-        self.assertFalse(self._mails_to(self.partner, "payment failed"))
+        self.assertFalse(self._mails_to(self.partner, "failed — we will try again"))
         self._bill_and_charge("2026-05-02")
         self.assertEqual(len(sub.charge_ids), 1)
 
@@ -145,7 +145,7 @@ class TestAutopayOutcomes(AutopayCommon):
         tx._process("demo", {"reference": tx.reference, "simulated_state": "done"})
         self.assertEqual(charge.state, "done")
         self._assert_paid(sub.invoice_ids)
-        self.assertEqual(len(self._mails_to(self.partner, "payment received")), 1)
+        self.assertEqual(len(self._mails_to(self.partner, "received, thank you")), 1)
 
     def test_pending_payment_that_fails_later_follows_the_retry_schedule(self):
         sub = self._create_autopay_subscription("pending", date_start="2026-05-01")
@@ -233,7 +233,7 @@ class TestAutopayOutcomes(AutopayCommon):
     def test_closing_stops_retries_and_dunning_mails(self):
         sub = self._create_autopay_subscription("error", date_start="2026-05-01")
         self._bill_and_charge("2026-05-01")
-        failed_mail = self._mails_to(self.partner, "payment failed")
+        failed_mail = self._mails_to(self.partner, "failed — we will try again")
         self.assertEqual(failed_mail.state, "outgoing")
         sub.action_cancel()
         self.assertFalse(sub.charge_ids.next_retry_date)
@@ -521,11 +521,11 @@ class TestManualPayers(AutopayCommon):
         self.assertEqual(sub.date_end, date(2026, 12, 31))
         with freeze_time("2026-11-15"):
             self._run_cron("subscription_billing.ir_cron_update_statuses")
-        self.assertFalse(self._mails_to(self.partner, "ends soon"))
+        self.assertFalse(self._mails_to(self.partner, "subscription ends on"))
         for day in ("2026-12-05", "2026-12-06"):
             with freeze_time(day):
                 self._run_cron("subscription_billing.ir_cron_update_statuses")
-        mail = self._mails_to(self.partner, "ends soon")
+        mail = self._mails_to(self.partner, "subscription ends on")
         self.assertEqual(len(mail), 1)
         self.assertIn(sub.access_token, mail.body_html)
         self.assertEqual(sub.activity_ids.user_id, self.sales_user)

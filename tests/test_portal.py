@@ -106,7 +106,7 @@ class TestPortalPages(PortalCommon):
     def test_failure_email_link_opens_the_page_with_the_reason(self):
         self.sub_ada.payment_token_id = self._create_token(outcome="error")
         self._bill_and_charge("2026-05-01")
-        mail = self._mails_to(self.partner, "payment failed")
+        mail = self._mails_to(self.partner, "failed — we will try again")
         link = re.search(r'href="([^"]*/my/subscriptions/[^"]+)"', mail.body_html).group(1)
         link = link.replace("&amp;", "&")
         response = self._page(link[link.index("/my/subscriptions"):])

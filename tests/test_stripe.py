@@ -59,7 +59,7 @@ class TestStripeLocalstripe(StripeSetupMixin, AutopayCommon):
                          ("succeeded", 1320, self.currency.name.lower()))
         self.assertEqual(intent.metadata["odoo_reference"], tx.reference)
         self._assert_paid(sub.invoice_ids)
-        self.assertIn("4242", self._mails_to(self.partner, "payment received").body_html)
+        self.assertIn("4242", self._mails_to(self.partner, "received, thank you").body_html)
 
     def test_decline_at_charge_is_kept_with_its_code_and_retried(self):
         sub = self._subscription_with_card("4000000000000341")

@@ -4,3 +4,4 @@ from . import subscription_close_wizard
 from . import subscription_enroll_wizard
 from . import subscription_reinvoice_wizard
 from . import subscription_renew_wizard
+from . import subscription_suspend_wizard
