@@ -55,6 +55,7 @@ class ResPartner(models.Model):
                 result[partner.id] = status
         return result
 
+    @api.depends_context("uid")
     def _compute_subscription_ids(self):
         """The subscriptions of each contact's commercial entity: the records for who may read them,
         and for every employee the count, the best standing and a summary without amounts."""

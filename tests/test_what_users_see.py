@@ -1,0 +1,305 @@
+from datetime import date
+
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import Form, freeze_time, new_test_user, tagged
+
+from .autopay_common import AutopayCommon
+
+
+@tagged("post_install", "-at_install")
+class TestStatusesSayWhy(AutopayCommon):
+    """Every status says since when, how much, why and what next; labels match the data."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.employee = new_test_user(cls.env, login="see_support", groups="base.group_user", name="Sue Support")
+        cls.viewer = new_test_user(cls.env, login="see_viewer", name="Vic Viewer",
+                                   groups="subscription_billing.group_subscription_viewer")
+
+    def _suspend_overdue(self, sub):
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        for day in ("2026-05-02", "2026-05-16"):
+            with freeze_time(day):
+                self._run_cron("subscription_billing.ir_cron_update_statuses")
+
+    def test_failed_autopay_says_since_when_how_much_why_and_next_retry(self):
+        sub = self._create_autopay_subscription("error", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        invoice = sub.invoice_ids
+        with freeze_time("2026-05-01"):
+            sub.invalidate_recordset()
+            self.assertEqual(sub.health, "failed")
+            summary = sub.health_summary
+            self.assertIn("Payment failed since 05/01/2026", summary)
+            self.assertIn(f"$\xa013.20 unpaid, oldest {invoice.name} due 05/01/2026", summary)
+            self.assertIn("Declined: ", summary)
+            self.assertIn("next retry on 05/02/2026", summary)
+            self.assertIn("update their payment method", sub.health_next_step)
+            self.assertEqual(sub.amount_due, 13.2)
+        # The contact's tab, for support without the subscription rights: the same line, no amount.
+        text = str(self.partner.with_user(self.employee).subscription_summary)
+        self.assertIn("Payment failed since", text)
+        self.assertIn(invoice.name, text)
+        self.assertNotIn("13.20", text)
+        # ... and with the amount for those who read amounts.
+        self.assertIn("13.20 unpaid", str(self.partner.with_user(self.viewer).subscription_summary))
+
+    def test_manual_payer_is_overdue_never_payment_failed(self):
+        sub = self._create_subscription(date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        with freeze_time("2026-05-03"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+            sub.invalidate_recordset()
+            self.assertEqual((sub.state, sub.health), ("past_due", "overdue"))
+            self.assertIn("Overdue since 05/01/2026", sub.health_summary)
+            self.assertIn("suspended on 05/16/2026 if still unpaid", sub.health_summary)
+            self.assertNotIn("failed", sub.health_summary.lower())
+            self.assertEqual(sub.grace_end_date, date(2026, 5, 16))
+            standing = sub._customer_standing()
+            self.assertEqual(standing["title"], "Payment overdue")
+            self.assertIn(f"{sub.invoice_ids.name} ($\xa013.20) is past its due date of 05/01/2026", standing["text"])
+            self.assertIn("before 05/16/2026", standing["text"])
+
+    def test_failed_charge_on_an_invoice_not_yet_due_is_not_called_past_due(self):
+        terms = self.env["account.payment.term"].create({
+            "name": "30 days (test)", "line_ids": [(0, 0, {"value": "percent", "value_amount": 100, "nb_days": 30})],
+        })
+        self.plan_monthly.payment_term_id = terms
+        sub = self._create_autopay_subscription("error", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        with freeze_time("2026-05-01"):
+            standing = sub._customer_standing()
+        self.assertEqual(standing["title"], "Your payment failed")
+        self.assertNotIn("past its due date", standing["text"])
+        self.assertIn("We will try again on 05/02/2026", standing["text"])
+
+    def test_suspension_by_staff_asks_a_reason_and_is_not_explained_as_unpaid(self):
+        sub = self._create_subscription(date_start="2026-05-01", user_id=self.sales_user.id)
+        wizard = Form(self.env["subscription.suspend.wizard"].with_user(self.sales_user).with_context(
+            active_ids=sub.ids, active_model=sub._name))
+        with self.assertRaises(AssertionError):  # the reason is required in the dialog
+            wizard.save()
+        blank = self.env["subscription.suspend.wizard"].with_user(self.sales_user).create(
+            {"subscription_ids": sub.ids, "reason": "   "})
+        with self.assertRaisesRegex(UserError, "Say why"):
+            blank.action_suspend()
+        wizard.reason = "Customer travels until September"
+        wizard.save().action_suspend()
+        self.assertEqual(sub.state, "suspended")
+        self.assertEqual(sub.health, "suspended")
+        self.assertIn("Suspended by staff since", sub.health_summary)
+        self.assertIn("Customer travels until September", sub.health_summary)
+        self.assertNotIn("unpaid", sub.health_summary)
+        self.assertIn("contact us", sub._customer_standing()["text"])
+        self.assertIn("Customer travels until September", sub.message_ids[0].body)
+
+    def test_suspended_after_grace_says_invoice_unpaid(self):
+        sub = self._create_subscription(date_start="2026-05-01")
+        self._suspend_overdue(sub)
+        with freeze_time("2026-05-16"):
+            sub.invalidate_recordset()
+            self.assertEqual(sub.state, "suspended")
+            self.assertIn("Suspended since 05/16/2026: invoice unpaid", sub.health_summary)
+            self.assertIn("Register the payment", sub.health_next_step)
+            standing = sub._customer_standing()
+        self.assertEqual(standing["title"], "Your subscription is suspended")
+        self.assertIn(sub.invoice_ids.name, standing["text"])
+
+    def test_starting_for_a_customer_without_email_warns(self):
+        partner = self.env["res.partner"].create({"name": "No Mail Reader"})
+        sub = self._create_subscription(partner=partner, start=False)
+        action = sub.action_start()
+        self.assertEqual(action["tag"], "display_notification")
+        self.assertIn("No Mail Reader has no e-mail address", action["params"]["message"])
+        self.assertEqual(sub.state, "active", "a warning, not a refusal")
+        with freeze_time("2026-01-01"):
+            action = sub.action_generate_invoice()
+        self.assertEqual(action["params"]["next"]["res_model"], "account.move", "then the invoice opens")
+        self.assertIs(self._create_subscription(start=False).action_start(), True)
+
+    def test_payment_failures_list_counts_each_invoice_once(self):
+        sub = self._create_autopay_subscription("error", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        with freeze_time("2026-05-02"):
+            self._run_autopay()
+        self.assertEqual(len(sub.charge_ids), 2)
+        action = self.env.ref("subscription_billing.subscription_charge_action_failures")
+        rows = self.Charge.search(eval(action.domain))  # noqa: S307 - the action's own literal domain
+        rows = rows.filtered(lambda c: c.subscription_id == sub)
+        self.assertEqual(len(rows), 1, "one row per unpaid invoice, not per attempt")
+        self.assertEqual(rows.attempt, 2)
+        self.assertEqual(sum(rows.mapped("invoice_residual")), 13.2)
+
+
+@tagged("post_install", "-at_install")
+class TestCollections(AutopayCommon):
+    """Finance follows up from one list: what is owed, since when, last attempt, next step."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.own_sales = new_test_user(cls.env, login="coll_own", groups="sales_team.group_sale_salesman")
+        cls.finance = new_test_user(cls.env, login="coll_finance",
+                                    groups="subscription_billing.group_subscription_user_all")
+
+    def _rows(self, user=None):
+        Collection = self.env["subscription.collection"]
+        return (Collection.with_user(user) if user else Collection).search([])
+
+    def test_one_row_per_subscription_in_collection_with_actions(self):
+        failing = self._create_autopay_subscription("error", date_start="2026-05-01", user_id=self.own_sales.id)
+        manual = self._create_subscription(partner=self.partner_b, date_start="2026-05-01")
+        healthy = self._create_autopay_subscription("done", partner=self.env["res.partner"].create(
+            {"name": "Paying Reader", "email": "pay@example.com"}), date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        with freeze_time("2026-05-03"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+            rows = self._rows()
+            self.assertEqual(rows.subscription_id, failing | manual)
+            self.assertNotIn(healthy, rows.subscription_id)
+            row = rows.filtered(lambda r: r.subscription_id == failing)
+            self.assertEqual((row.amount_due, row.last_attempt_state, row.invoice_count), (13.2, "failed", 1))
+            self.assertEqual(row.oldest_due_date, date(2026, 5, 1))
+            self.assertTrue(row.last_attempt_reason.startswith("Declined"))
+            self.assertIn("update their payment method", row.next_step)
+            manual_row = rows - row
+            self.assertEqual((manual_row.amount_overdue, manual_row.is_autopay), (13.2, False))
+            self.assertIn("reminder", manual_row.next_step)
+            # The salesperson sees their own customers only; finance sees all.
+            self.assertEqual(self._rows(self.own_sales).subscription_id, failing)
+            self.assertEqual(self._rows(self.finance).subscription_id, failing | manual)
+
+            # Bulk "send reminder": both customers with an overdue invoice are e-mailed.
+            result = rows.with_user(self.finance).action_send_reminder()
+            self.assertIn("2 payment reminder", result["params"]["title"])
+            self.assertEqual(result["params"]["type"], "success")
+            mail = self._mails_to(self.partner_b, "is overdue")
+            self.assertEqual(len(mail), 2, "the status change's reminder and this one")
+            invoice = manual.invoice_ids
+            self.assertIn(f"Invoice {invoice.name} is overdue: $\xa013.20 to pay", mail.mapped("subject"))
+            self.assertIn(invoice.get_portal_url().replace("&", "&amp;"), mail[0].body_html)
+
+            # Bulk "retry now" (it commits, as in a web request): the failed autopay one is charged
+            # again, the manual payer skipped with the reason.
+            failing.payment_token_id.demo_simulated_state = "done"
+            self.env.flush_all()
+            with self.enter_registry_test_mode(), self.registry.cursor() as cr:
+                env = self.env(cr=cr, user=self.finance)
+                result = env["subscription.collection"].browse(rows.ids).action_retry_now()
+            self.env.invalidate_all()
+            self.assertEqual(result["tag"], "display_notification")
+            self.assertIn("1 skipped", result["params"]["message"])
+        self.assertEqual(len(failing.charge_ids), 2)
+        self.assertEqual(failing.charge_ids.sorted("id")[-1].state, "done")
+
+    def test_a_viewer_reads_but_cannot_act(self):
+        manual = self._create_subscription(date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        viewer = new_test_user(self.env, login="coll_viewer", groups="subscription_billing.group_subscription_viewer")
+        with freeze_time("2026-05-03"):
+            rows = self._rows(viewer)
+            self.assertEqual(rows.subscription_id, manual)
+            with self.assertRaises(AccessError):
+                rows.action_send_reminder()
+
+    def test_reminder_skips_customers_without_email_and_says_so(self):
+        partner = self.env["res.partner"].create({"name": "Paper Only Reader"})
+        sub = self._create_subscription(partner=partner, date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        with freeze_time("2026-05-03"):
+            result = self._rows().action_send_reminder()
+        self.assertIn("0 payment reminder", result["params"]["title"])
+        self.assertIn(f"no e-mail address: {sub.name}", result["params"]["message"])
+
+    def test_retry_now_without_any_failed_charge_says_why(self):
+        self._create_subscription(date_start="2026-05-01")
+        with freeze_time("2026-05-03"):
+            self._run_billing()
+            with self.assertRaisesRegex(UserError, "has a failed autopay charge to retry"):
+                self._rows().action_retry_now()
+
+
+@tagged("post_install", "-at_install")
+class TestCustomerEmails(AutopayCommon):
+    """Each customer e-mail, rendered: the customer's words, one numbering style, no internal names."""
+
+    def _assert_customer_words(self, mail):
+        for internal in ("Journal Entry", "Autopay charge", "attempt 1", "SUB/", "Proforma"):
+            self.assertNotIn(internal, mail.body_html)
+            self.assertNotIn(internal, mail.subject)
+
+    def test_payment_failed_receipt_and_suspension_mails(self):
+        sub = self._create_autopay_subscription("error", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        invoice = sub.invoice_ids
+        [failed] = self._mails_to(self.partner, "failed")
+        self.assertEqual(failed.subject, f"Payment of {invoice.name} failed — we will try again on 05/02/2026")
+        self._assert_customer_words(failed)
+        self.assertIn("Your payment", failed.body_html)
+        self.assertIn("Demo •••• 4242", failed.body_html)
+        self.assertNotIn(invoice.name.replace("/", "-"), failed.body_html)
+        sub.payment_token_id.demo_simulated_state = "done"
+        with freeze_time("2026-05-02"):
+            self._run_autopay()
+        [receipt] = self._mails_to(self.partner, "received")
+        self.assertEqual(receipt.subject, f"Payment of {invoice.name} received, thank you")
+        self._assert_customer_words(receipt)
+
+        other = self._create_autopay_subscription("cancel", partner=self.partner_b, date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        [suspended] = self._mails_to(self.partner_b, "is suspended")
+        self.assertEqual(suspended.subject, "Your Trendhouse Weekly (test) subscription is suspended: payment of "
+                                            f"{other.invoice_ids.name} failed")
+        self._assert_customer_words(suspended)
+        self.assertIn("Your payment", suspended.body_html)
+
+    def test_overdue_and_suspension_mails_name_invoice_amount_due_date_and_pay_link(self):
+        sub = self._create_subscription(date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        invoice = sub.invoice_ids
+        with freeze_time("2026-05-02"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        [reminder] = self._mails_to(self.partner, "is overdue")
+        self.assertEqual(reminder.subject, f"Invoice {invoice.name} is overdue: $\xa013.20 to pay")
+        for expected in (invoice.name, "$\xa013.20", "due on 05/01/2026", invoice.get_portal_url().replace("&", "&amp;"),
+                         "before 05/16/2026"):
+            self.assertIn(expected, reminder.body_html)
+        self._assert_customer_words(reminder)
+        with freeze_time("2026-05-16"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        [suspended] = self._mails_to(self.partner, "is suspended")
+        self.assertEqual(suspended.subject,
+                         f"Your Trendhouse Weekly (test) subscription is suspended: invoice {invoice.name} is unpaid")
+        for expected in (invoice.name, "$\xa013.20", "due on 05/01/2026", invoice.get_portal_url().replace("&", "&amp;")):
+            self.assertIn(expected, suspended.body_html)
+
+    def test_renewal_and_autopay_setup_mails(self):
+        sub = self._create_subscription(plan=self.plan_yearly, date_start="2026-01-01")
+        sub.action_send_autopay_link()
+        [setup] = self._mails_to(self.partner, "automatic payment")
+        self.assertEqual(setup.subject, "Set up automatic payment for your Trendhouse Weekly (test) subscription")
+        self._assert_customer_words(setup)
+        with freeze_time("2026-12-10"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        [renewal] = self._mails_to(self.partner, "ends on")
+        self.assertEqual(renewal.subject, "Your Trendhouse Weekly (test) subscription ends on 12/31/2026")
+        self.assertIn("Renew or manage my subscription", renewal.body_html)
+        self.assertIn(sub.get_portal_url().replace("&", "&amp;"), renewal.body_html)
+
+    def test_payment_method_reads_as_people_know_it(self):
+        visa = self.env.ref("payment.payment_method_visa")
+        token = self._create_token(payment_method_id=visa.id, card_exp_month=12, card_exp_year=2028)
+        self.assertEqual(token._subscription_label(), "VISA •••• 4242, exp. 12/28")
+        long_details = self._create_token(payment_details="DE89370400440532013000")
+        self.assertEqual(long_details._subscription_label(), "Demo •••• 3000")
+        sub = self._create_subscription(payment_token_id=token.id)
+        self.assertEqual(sub.payment_method_label, "VISA •••• 4242, exp. 12/28")
+        self.assertEqual(sub.payment_token_id.with_context(subscription_token_label=True).display_name,
+                         "VISA •••• 4242, exp. 12/28")
+        self.assertNotIn("exp.", token.display_name, "Odoo's own name elsewhere")
