@@ -98,10 +98,13 @@ class SubscriptionPortal(PaymentPortal):
         tokens_sudo = request.env["payment.token"].sudo()._get_available_tokens(
             providers_sudo.ids, partner.id, is_validation=True,
         ) & sub._autopay_usable_tokens()
+        # The method autopay already uses is shown above, not offered again.
+        tokens_sudo -= sub.sudo().payment_token_id
         return {
             "mode": "validation",
             "allow_token_selection": True,
-            "allow_token_deletion": False,
+            # Saved methods can be removed (Odoo's form asks first and names what uses them).
+            "allow_token_deletion": True,
             "default_token_id": sub.payment_token_id.id,
             "submit_button_label": request.env._("Use for autopay"),
             "reference_prefix": payment_utils.singularize_reference_prefix(prefix="AUTOPAY"),
@@ -155,15 +158,18 @@ class SubscriptionPortal(PaymentPortal):
     def portal_my_subscription(self, sub_id, access_token=None, **kw):
         sub = self._subscription_get(sub_id, access_token)
         invoices = sub.invoice_ids.filtered(lambda m: m.move_type == "out_invoice" and m.state == "posted")
-        open_invoices = invoices.filtered_domain(request.env["account.move"]._subscription_open_domain())
-        last_failure = sub.charge_ids.filtered(lambda c: c.state == "failed")[:1]
+        Move = request.env["account.move"]
+        open_invoices = invoices.filtered_domain(Move._subscription_open_domain())
         values = {
             "subscription": sub,
             "page_name": "subscription",
             "invoices": invoices.sorted("invoice_date", reverse=True),
             "open_invoices": open_invoices,
+            "overdue_invoices": invoices.filtered_domain(
+                Move._subscription_overdue_domain(sub.company_id._subscription_today())),
+            "paid_dates": invoices._subscription_paid_dates(),
+            "standing": sub._customer_standing(),
             "charges": sub.charge_ids[:20],
-            "last_failure": last_failure,
             "message": kw.get("message"),
             **self._subscription_payment_form_values(sub),
         }

@@ -157,6 +157,17 @@ class AccountMove(models.Model):
             sub._schedule_salesperson_activity(self.env._("Payment undone: %(invoice)s", invoice=invoice.name),
                                                note=what)
 
+    def _subscription_paid_dates(self):
+        """``{invoice id: date}`` of the day each paid invoice was settled (its last reconciliation)."""
+        paid = self.filtered(lambda m: m.payment_state in ("paid", "in_payment"))
+        receivable = paid.line_ids.filtered(lambda line: line.account_id.account_type == "asset_receivable")
+        dates = {}
+        for line in receivable:
+            settled = line.matched_credit_ids.mapped("max_date")
+            if settled:
+                dates[line.move_id.id] = max(max(settled), dates.get(line.move_id.id) or max(settled))
+        return dates
+
     def _subscription_residual(self):
         """What is left to pay on this invoice (0 once paid or credited), in its currency."""
         self.ensure_one()

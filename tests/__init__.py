@@ -11,6 +11,7 @@ from . import test_autopay
 from . import test_stripe
 from . import test_portal
 from . import test_portal_tours
+from . import test_backend_tours
 from . import test_access
 from . import test_money_edges
 from . import test_collection_edges

@@ -135,6 +135,25 @@ class TestRoles(PortalCommon):
             record.read(["amount_total"])
         self.assertEqual(self.theirs.state, "active")
 
+    def test_payments_of_subscription_invoices_are_read_without_narrowing_accountants(self):
+        """Subscription staff read the payments of subscription invoices (Odoo's invoice form shows
+        them); an accountant who is also a salesperson still reads every payment."""
+        self._bill_and_charge("2026-05-01")
+        self._register_payment(self.sub_bob.invoice_ids)
+        other = self.env["account.payment"].create({
+            "payment_type": "inbound", "partner_type": "customer", "partner_id": self.partner_b.id, "amount": 5.0,
+        })
+        Payment = self.env["account.payment"]
+        sub_payment = self.sub_bob.invoice_ids.matched_payment_ids
+        self.assertTrue(sub_payment)
+        self.assertEqual(Payment.with_user(self.all_sales).search([("id", "in", (sub_payment | other).ids)]),
+                         sub_payment)
+        both = new_test_user(self.env, login="accountant_sales", groups="account.group_account_invoice,"
+                             "sales_team.group_sale_salesman")
+        self.assertEqual(Payment.with_user(both).search([("id", "in", (sub_payment | other).ids)]), sub_payment | other)
+        with self.assertRaises(AccessError):
+            sub_payment.with_user(self.all_sales).write({"memo": "x"})
+
     def test_another_company_sees_nothing(self):
         Sub = self.env["subscription.subscription"].with_user(self.other_company_user)
         self.assertFalse(Sub.search([]))

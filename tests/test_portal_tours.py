@@ -47,3 +47,40 @@ class TestPortalTours(PortalCommon):
         self.assertTrue(new_token.payment_details.endswith("1111"))
         self._assert_logged(self.sub_ada, "turned autopay off")
         self._assert_logged(self.sub_ada, "Autopay set up by the customer")
+
+
+@tagged("post_install", "-at_install")
+class TestPortalPhone(PortalCommon):
+    """The portal on a phone screen (390 px wide), in headless Chromium."""
+
+    browser_size = "390x844"
+    touch_enabled = True
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.demo_provider.is_published = True
+
+    def test_pay_an_overdue_invoice_on_a_phone_and_download_its_pdf(self):
+        start = fields.Date.context_today(self.env["res.partner"]) - timedelta(days=5)
+        with freeze_time(start):  # invoiced 5 days ago, due that day: overdue now
+            sub = self._create_subscription(partner=self.partner, date_start=start)
+            sub._generate_due_invoices()
+        self.sub_ada.action_cancel()
+        self._run_sending()
+        sub._update_state("past_due")
+        invoice = sub.invoice_ids
+        self.assertTrue(invoice.invoice_pdf_report_id)
+        try:
+            self.start_tour("/my/subscriptions", "subscription_portal_phone_pay", login="ada_portal", timeout=180)
+        except unittest.SkipTest as skipped:
+            self.fail(f"the browser tour could not run: {skipped}")
+        self.env.invalidate_all()
+        self._assert_paid(invoice)
+        self.assertEqual(sub.state, "active")
+        # The download is the official PDF made by the sending job, not a pro-forma.
+        self.authenticate("ada_portal", "ada_portal_pw")
+        download = self.url_open(invoice.get_portal_url(report_type="pdf", download=True))
+        self.assertEqual(download.status_code, 200)
+        self.assertEqual(download.content, invoice.invoice_pdf_report_id.raw)
+        self.assertNotIn(b"Proforma", download.content)

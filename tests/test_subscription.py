@@ -169,7 +169,10 @@ class TestSubscriptionRules(SubscriptionCommon):
                 "quantity": 2,
                 "date_start": "2026-03-01",
             })
-        wizard.action_enroll()
+        result = wizard.action_enroll()
+        self.assertEqual(result["params"]["message"],
+                         "1 enrolled in Monthly (test), 1 skipped: already on this plan (Bob Reader).")
+        self.assertEqual(result["params"]["next"]["res_model"], "subscription.subscription")
         subs = self.env["subscription.subscription"].search([("plan_id", "=", self.plan_monthly.id)])
         self.assertEqual(len(subs), 2, "Bob was already enrolled and is skipped")
         new = subs - already

@@ -34,20 +34,27 @@ class SubscriptionEnrollWizard(models.TransientModel):
         return []
 
     def action_enroll(self):
-        """Create one subscription per customer (batch create) and open them."""
+        """Create one subscription per customer (batch create), then say what was done and open them.
+
+        :return: a notification ("2 enrolled, 1 skipped: already on this plan (Ada Reader)") that
+            then opens the subscriptions created
+        :raise UserError: no customer, a quantity not above 0, or every customer already enrolled
+        """
         self.ensure_one()
         if not self.partner_ids:
             raise UserError(self.env._("Select at least one customer to enroll."))
         if self.quantity <= 0:
             raise UserError(self.env._("The quantity must be positive."))
         partners = self.partner_ids
+        skipped = partners.browse()
         if self.skip_enrolled:
             enrolled = self.env["subscription.subscription"].search([
                 ("plan_id", "=", self.plan_id.id),
                 ("commercial_partner_id", "in", partners.commercial_partner_id.ids),
                 ("state", "in", ("draft", "active", "past_due", "suspended")),
             ]).commercial_partner_id
-            partners = partners.filtered(lambda p: p.commercial_partner_id not in enrolled)
+            skipped = partners.filtered(lambda p: p.commercial_partner_id in enrolled)
+            partners -= skipped
         if not partners:
             raise UserError(self.env._("All the selected customers are already enrolled in %(plan)s.",
                                        plan=self.plan_id.name))
@@ -67,4 +74,18 @@ class SubscriptionEnrollWizard(models.TransientModel):
             subs.action_start()
         action = self.env["ir.actions.act_window"]._for_xml_id("subscription_billing.subscription_action")
         action["domain"] = [("id", "in", subs.ids)]
-        return action
+        message = self.env._("%(count)s enrolled in %(plan)s", count=len(subs), plan=self.plan_id.name)
+        if skipped:
+            message = self.env._("%(message)s, %(skipped)s skipped: already on this plan (%(names)s)",
+                                 message=message, skipped=len(skipped), names=", ".join(skipped.mapped("name")))
+        no_email = subs.partner_id.filtered(lambda p: not p.email)
+        if no_email:
+            message = self.env._("%(message)s. Without an e-mail address, invoices cannot be e-mailed to %(names)s",
+                                 message=message, names=", ".join(no_email.mapped("name")))
+        return {"type": "ir.actions.client", "tag": "display_notification", "params": {
+            "type": "warning" if skipped or no_email else "success",
+            "title": self.env._("Enrolled"),
+            "message": message + ".",
+            "sticky": bool(skipped or no_email),
+            "next": action,
+        }}

@@ -140,3 +140,88 @@ registry.category("web_tour.tours").add("subscription_portal_autopay_off_on", {
         },
     ],
 });
+
+/** Nothing on the page is wider than the screen (tables stack or scroll inside their box). */
+function assertFitsTheScreen() {
+    const overflow = document.documentElement.scrollWidth - window.innerWidth;
+    if (overflow > 1) {
+        throw new Error(`The page is ${overflow}px wider than the ${window.innerWidth}px screen`);
+    }
+}
+
+/**
+ * On a phone (390 px): the customer finds the past-due subscription in the list (status visible),
+ * opens it, pays the overdue invoice with a new card from the "Pay now" button, and comes back to
+ * the invoice history that shows it paid, with its PDF to download.
+ */
+registry.category("web_tour.tours").add("subscription_portal_phone_pay", {
+    steps: () => [
+        {
+            content: "The list fits a phone and shows the status",
+            trigger: ".o_portal_subscription_row .o_subscription_state[data-state='past_due']:visible",
+            run: assertFitsTheScreen,
+        },
+        {
+            content: "Open the subscription",
+            trigger: ".o_portal_subscription_row a:visible",
+            run: "click",
+            expectUnloadPage: true,
+        },
+        {
+            content: "The page fits the phone and says why it needs attention",
+            trigger: ".o_subscription_attention:contains('Payment overdue'):visible",
+            run: assertFitsTheScreen,
+        },
+        {
+            content: "Pay now is on screen",
+            trigger: ".o_subscription_attention .o_subscription_pay_now:visible",
+            run: "click",
+            expectUnloadPage: true,
+        },
+        {
+            content: "Use a new card",
+            trigger: "#pay_with button[name='o_payment_expand_button']:visible",
+            run: "click",
+        },
+        {
+            content: "Choose the demo provider",
+            trigger: "#pay_with input[name='o_payment_radio'][data-payment-option-type='payment_method'][data-provider-code='demo']:visible",
+            run: "click",
+        },
+        {
+            content: "Enter the card",
+            trigger: "#pay_with input[name='customer_input']:visible",
+            run: "edit 4242424242424242",
+        },
+        {
+            content: "Pay",
+            trigger: "#pay_with button[name='o_payment_submit_button']:visible:not(:disabled)",
+            run: "click",
+            expectUnloadPage: true,
+        },
+        {
+            content: "Back on the invoice",
+            trigger: ".o_portal_sidebar, .o_portal_wrap",
+            expectUnloadPage: false,
+        },
+        {
+            content: "Back to the subscription",
+            trigger: "body",
+            run() {
+                window.location.href = "/my/subscriptions";
+            },
+            expectUnloadPage: true,
+        },
+        {
+            content: "Open it again",
+            trigger: ".o_portal_subscription_row a:visible",
+            run: "click",
+            expectUnloadPage: true,
+        },
+        {
+            content: "The invoice shows paid, on its day, with its PDF to download",
+            trigger: ".o_subscription_invoices tr:has(.badge:contains('Paid')) .o_invoice_download:visible",
+            run: assertFitsTheScreen,
+        },
+    ],
+});
