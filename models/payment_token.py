@@ -14,14 +14,13 @@ class PaymentToken(models.Model):
     # === COMPUTE METHODS === #
 
     @api.depends("payment_method_id.name", "card_exp_month", "card_exp_year")
-    @api.depends_context("subscription_token_label")
     def _compute_display_name(self):
-        """Where subscriptions show a payment method (context ``subscription_token_label``), it reads as
-        people know it: brand, last four digits and expiry; elsewhere Odoo's own name."""
+        """A saved payment method reads as people know it wherever a record name shows (back office,
+        chatter, tracking): brand, last four digits and expiry. Odoo's payment form keeps its own
+        ``_build_display_name``."""
         super()._compute_display_name()
-        if self.env.context.get("subscription_token_label"):
-            for token in self:
-                token.display_name = token._subscription_label()
+        for token in self.filtered("payment_details"):
+            token.display_name = token._subscription_label()
 
     # === BUSINESS METHODS === #
 

@@ -159,6 +159,10 @@ class SubscriptionSubscription(models.Model):
     )
     color = fields.Integer(compute="_compute_health")
     partner_email = fields.Char(related="partner_id.email", string="Customer e-mail")
+    has_next_invoice = fields.Boolean(
+        compute="_compute_has_next_invoice",
+        help="A next invoice will come: billed, and not past the end of a term that does not renew.",
+    )
     product_summary = fields.Char(
         compute="_compute_product_summary", string="Subscribed to",
         help="What the customer subscribed to, as e-mails and the portal name it: the first product "
@@ -293,6 +297,13 @@ class SubscriptionSubscription(models.Model):
                 health = "ok"
             sub.health = health
             sub.color = colors[health]
+
+    @api.depends("state", "next_invoice_date", "date_end", "auto_renew", "is_end_scheduled", "plan_id.term_value")
+    def _compute_has_next_invoice(self):
+        for sub in self:
+            sub.has_next_invoice = bool(
+                sub.state in const.BILLABLE_STATES and sub.next_invoice_date
+                and not (sub.date_end and sub.next_invoice_date > sub.date_end and not sub._renews()))
 
     @api.depends("line_ids.product_id")
     def _compute_product_summary(self):

@@ -15,7 +15,11 @@ PAGES = [
     ("kanban", "/odoo/action-subscription_billing.subscription_action"),
     ("list", "/odoo/action-subscription_billing.subscription_action?view_type=list"),
     ("pivot", "/odoo/action-subscription_billing.subscription_action?view_type=pivot"),
+    ("collections", "/odoo/action-subscription_billing.subscription_collection_action"),
 ]
+# The demo's customer whose card was declined (retried tomorrow): the form's banner and the contact's tab.
+FAILED_SUBSCRIPTION = "SUB/00016"
+FAILED_CUSTOMER = "Mateo López"
 
 
 def main(base, out):
@@ -35,16 +39,23 @@ def main(base, out):
             page.goto(base + path)
             page.wait_for_timeout(2500)
             page.screenshot(path=f"{out}/{name}.png")
-        # A subscription form: the first past-due one.
+        # A subscription form: the one whose payment failed (banner: why, how much, what next).
         page.goto(base + "/odoo/action-subscription_billing.subscription_action?view_type=list")
         page.wait_for_timeout(2000)
-        page.get_by_text("Past Due").first.click()
+        page.get_by_text(FAILED_SUBSCRIPTION).first.click()
         page.wait_for_timeout(2500)
         page.screenshot(path=f"{out}/form.png")
+        # The same form on a phone.
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        phone.context.add_cookies(page.context.cookies())
+        phone.goto(page.url)
+        phone.wait_for_timeout(3000)
+        phone.screenshot(path=f"{out}/form_phone.png")
+        phone.close()
         # The contact's Subscriptions tab.
         page.goto(base + "/odoo/action-base.action_partner_form?view_type=list")
         page.wait_for_timeout(2000)
-        page.get_by_text("Maison Verte SARL").first.click(timeout=10000)
+        page.get_by_text(FAILED_CUSTOMER).first.click(timeout=10000)
         page.wait_for_timeout(2000)
         page.get_by_role("tab", name="Subscriptions").click()
         page.wait_for_timeout(1500)
@@ -62,6 +73,16 @@ def main(base, out):
         portal.locator(".o_portal_subscription_row a").first.click()
         portal.wait_for_timeout(3000)
         portal.screenshot(path=f"{out}/portal_detail.png", full_page=True)
+        # The portal on a phone.
+        mobile = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        mobile.add_cookies(portal.context.cookies())
+        phone = mobile.new_page()
+        phone.goto(f"{base}/my/subscriptions")
+        phone.wait_for_timeout(2000)
+        phone.screenshot(path=f"{out}/portal_phone_list.png", full_page=True)
+        phone.locator(".o_portal_subscription_row a").first.click()
+        phone.wait_for_timeout(3000)
+        phone.screenshot(path=f"{out}/portal_phone_detail.png", full_page=True)
         browser.close()
 
 
