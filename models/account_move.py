@@ -5,10 +5,11 @@ from collections import defaultdict
 from datetime import timedelta
 
 from odoo import api, fields, models
-from odoo.addons.base.models.ir_actions_report import _wkhtml
 from odoo.exceptions import UserError
 from odoo.fields import Domain
 from odoo.tools import format_amount, format_date, split_every
+
+from odoo.addons.base.models.ir_actions_report import _wkhtml
 
 from .. import const
 from ..tools import process_in_locked_batches

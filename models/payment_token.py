@@ -18,9 +18,10 @@ class PaymentToken(models.Model):
         """A saved payment method reads as people know it wherever a record name shows (back office,
         chatter, tracking): brand, last four digits and expiry. Odoo's payment form keeps its own
         ``_build_display_name``."""
-        super()._compute_display_name()
+        res = super()._compute_display_name()
         for token in self.filtered("payment_details"):
             token.display_name = token._subscription_label()
+        return res
 
     # === BUSINESS METHODS === #
 

@@ -456,10 +456,11 @@ class SubscriptionSubscription(models.Model):
         body = template._render_field("body_html", sub.ids, add_context=context, compute_lang=False)[sub.id]
         author, email_from = sub._message_compute_author(
             email_from=template._render_field("email_from", sub.ids)[sub.id] or False)
+        pdfs = context["invoices"].invoice_pdf_report_id
         message = sub.with_context(lang=lang).message_post(
             body=body, subject=subject, author_id=author, email_from=email_from,
             partner_ids=sub.partner_id.ids, message_type="comment", subtype_xmlid="mail.mt_comment",
-            attachments=[(inv.invoice_pdf_report_id.name, inv.invoice_pdf_report_id.raw) for inv in context["invoices"]],
+            attachments=[(pdf.name, pdf.raw) for pdf in pdfs],
             email_layout_xmlid="mail.mail_notification_layout_with_responsible_signature",
             model_description=self.env._("Subscription"), mail_auto_delete=template.auto_delete,
         )

@@ -134,30 +134,29 @@ class SubscriptionCharge(models.Model):
     def _compute_failure_label(self):
         """Stripe's decline codes (https://docs.stripe.com/declines/codes) and our own problem codes
         read as "Declined: insufficient funds"; others show the provider's message."""
-        _ = self.env._
         labels = {
-            "insufficient_funds": _("Declined: insufficient funds"),
-            "card_declined": _("Declined by the bank"),
-            "generic_decline": _("Declined by the bank"),
-            "do_not_honor": _("Declined by the bank"),
-            "expired_card": _("Declined: card expired"),
-            "lost_card": _("Declined: card reported lost"),
-            "stolen_card": _("Declined: card reported stolen"),
-            "incorrect_cvc": _("Declined: wrong security code"),
-            "processing_error": _("Error at the bank: will be tried again"),
-            "try_again_later": _("Error at the bank: will be tried again"),
-            "authentication_required": _("The bank asks you to confirm the payment"),
-            "card_velocity_exceeded": _("Declined: card limit reached"),
-            "withdrawal_count_limit_exceeded": _("Declined: card limit reached"),
-            const.CODE_TOKEN_INACTIVE: _("Payment method removed"),
+            "insufficient_funds": self.env._("Declined: insufficient funds"),
+            "card_declined": self.env._("Declined by the bank"),
+            "generic_decline": self.env._("Declined by the bank"),
+            "do_not_honor": self.env._("Declined by the bank"),
+            "expired_card": self.env._("Declined: card expired"),
+            "lost_card": self.env._("Declined: card reported lost"),
+            "stolen_card": self.env._("Declined: card reported stolen"),
+            "incorrect_cvc": self.env._("Declined: wrong security code"),
+            "processing_error": self.env._("Error at the bank: will be tried again"),
+            "try_again_later": self.env._("Error at the bank: will be tried again"),
+            "authentication_required": self.env._("The bank asks you to confirm the payment"),
+            "card_velocity_exceeded": self.env._("Declined: card limit reached"),
+            "withdrawal_count_limit_exceeded": self.env._("Declined: card limit reached"),
+            const.CODE_TOKEN_INACTIVE: self.env._("Payment method removed"),
         }
         for charge in self:
             if charge.state != "failed":
                 charge.failure_label = False
                 continue
             charge.failure_label = labels.get(charge.failure_code) or (
-                _("Declined: %(reason)s", reason=charge.failure_message.strip().rstrip("."))
-                if charge.failure_message else _("Declined"))
+                self.env._("Declined: %(reason)s", reason=charge.failure_message.strip().rstrip("."))
+                if charge.failure_message else self.env._("Declined"))
 
     def _subscription_mail_header(self):
         """Header of the customer e-mails about this charge (see ``mail_layout_customer``)."""
@@ -531,8 +530,8 @@ class SubscriptionCharge(models.Model):
                 rules_by_company[sub.company_id] = self.env["subscription.retry.rule"]._get_for_company(sub.company_id)
             rules = rules_by_company[sub.company_id]
             vals = {"state": "failed", "failure_kind": kind, "failure_code": code, "failure_message": reason}
-            head = self.env._("Payment of %(invoice)s (%(amount)s) failed: %(reason)s",
-                              invoice=charge.invoice_id.name, reason=reason,
+            head = self.env._("Payment of %(invoice)s (%(amount)s) failed: %(reason)s.",
+                              invoice=charge.invoice_id.name, reason=(reason or "").strip().rstrip("."),
                               amount=format_amount(self.env, charge.amount, charge.currency_id))
             if kind == "temporary" and charge.attempt <= len(rules) and sub.state in const.BILLABLE_STATES:
                 delay, template = rules[charge.attempt - 1]

@@ -159,7 +159,6 @@ class SubscriptionSubscription(models.Model):
         in good standing. Without ``with_amounts`` (employees who do not read amounts), the
         amount is left out."""
         self.ensure_one()
-        _ = self.env._
         sub = self.sudo()
         if sub.state not in const.RUNNING_STATES:
             return "", ""
@@ -167,42 +166,45 @@ class SubscriptionSubscription(models.Model):
         charge = values.get("last_charge")
         parts = []
         if sub.state == "suspended" and sub.suspension_cause == "staff":
-            parts.append(_("Suspended by staff since %(date)s", date=format_date(self.env, sub.date_suspended)))
+            parts.append(self.env._("Suspended by staff since %(date)s",
+                                    date=format_date(self.env, sub.date_suspended)))
             if sub.suspension_note:
                 parts.append(sub.suspension_note)
-            step = _("Reactivate it when the reason is settled")
+            step = self.env._("Reactivate it when the reason is settled")
         elif sub.state == "suspended":
-            parts.append(_("Suspended since %(date)s", date=format_date(self.env, sub.date_suspended)) + (
-                _(" after failed payments") if sub.suspension_cause == "payment" else _(": invoice unpaid")))
-            step = (_("The customer saves a new payment method in the portal (charged at once), or register a "
+            parts.append(self.env._("Suspended since %(date)s", date=format_date(self.env, sub.date_suspended)) + (
+                self.env._(" after failed payments") if sub.suspension_cause == "payment"
+                else self.env._(": invoice unpaid")))
+            step = (self.env._("The customer saves a new payment method in the portal (charged at once), or register a "
                       "payment") if sub.suspension_cause == "payment"
-                    else _("Register the payment: the subscription is active again once paid"))
+                    else self.env._("Register the payment: the subscription is active again once paid"))
         elif values.get("failed"):
-            parts.append(_("Payment failed since %(date)s",
+            parts.append(self.env._("Payment failed since %(date)s",
                            date=format_date(self.env, self._first_failure_date(charge, unpaid))))
-            step = _("Ask the customer to update their payment method, or retry now")
+            step = self.env._("Ask the customer to update their payment method, or retry now")
         elif values.get("overdue_since"):
-            parts.append(_("Overdue since %(date)s", date=format_date(self.env, values["overdue_since"])))
-            step = _("Send a reminder, or register the payment")
+            parts.append(self.env._("Overdue since %(date)s", date=format_date(self.env, values["overdue_since"])))
+            step = self.env._("Send a reminder, or register the payment")
         else:
             return "", ""
         if unpaid:
             oldest = unpaid[0]
             if with_amounts:
-                parts.append(_("%(amount)s unpaid, oldest %(invoice)s due %(date)s",
+                parts.append(self.env._("%(amount)s unpaid, oldest %(invoice)s due %(date)s",
                                amount=format_amount(self.env, values["amount_due"], sub.currency_id),
                                invoice=oldest.name, date=format_date(self.env, oldest.invoice_date_due)))
             else:
-                parts.append(_("oldest unpaid %(invoice)s due %(date)s",
+                parts.append(self.env._("oldest unpaid %(invoice)s due %(date)s",
                                invoice=oldest.name, date=format_date(self.env, oldest.invoice_date_due)))
         if values.get("failed") and charge:
             parts.append(charge.failure_label)
         if values.get("next_retry"):
-            parts.append(_("next retry on %(date)s", date=format_date(self.env, values["next_retry"])))
+            parts.append(self.env._("next retry on %(date)s", date=format_date(self.env, values["next_retry"])))
         elif values.get("grace_end") and sub.state == "past_due":
-            parts.append(_("suspended on %(date)s if still unpaid", date=format_date(self.env, values["grace_end"])))
+            parts.append(self.env._("suspended on %(date)s if still unpaid",
+                                    date=format_date(self.env, values["grace_end"])))
         elif values.get("failed") and sub.payment_token_id:
-            parts.append(_("no retry left"))
+            parts.append(self.env._("no retry left"))
         return " · ".join(p for p in parts if p), step
 
     def _first_failure_date(self, charge, unpaid):
@@ -218,43 +220,44 @@ class SubscriptionSubscription(models.Model):
         "Past its due date" is said only of invoices really past due; a failed charge on an
         invoice not yet due says the payment failed."""
         self.ensure_one()
-        _ = self.env._
         sub = self.sudo()
         values = sub._collection_data().get(sub) or {}
         unpaid = values.get("unpaid") or self.env["account.move"]
         env = self.env
         if sub.state == "suspended" and sub.suspension_cause == "staff":
-            return {"level": "warning", "title": _("Your subscription is suspended"),
-                    "text": _("Please contact us to reactivate it.")}
+            return {"level": "warning", "title": self.env._("Your subscription is suspended"),
+                    "text": self.env._("Please contact us to reactivate it.")}
         if not unpaid and sub.state not in ("past_due", "suspended"):
             return ""
         oldest = unpaid[:1]
         amount = format_amount(env, values.get("amount_due", 0.0), sub.currency_id)
         if sub.state == "suspended":
-            text = (_("Invoice %(invoice)s (%(amount)s in all) is unpaid. Pay it now to reactivate your subscription "
+            text = (self.env._("Invoice %(invoice)s (%(amount)s in all) is unpaid. Pay it now to reactivate your "
+                               "subscription "
                       "at once.", invoice=oldest.name, amount=amount) if oldest
-                    else _("Please contact us to reactivate it."))
-            return {"level": "danger", "title": _("Your subscription is suspended"), "text": text}
+                    else self.env._("Please contact us to reactivate it."))
+            return {"level": "danger", "title": self.env._("Your subscription is suspended"), "text": text}
         if values.get("failed"):
             charge = values["last_charge"]
-            text = _("We could not collect %(amount)s for invoice %(invoice)s (%(reason)s).",
+            text = self.env._("We could not collect %(amount)s for invoice %(invoice)s (%(reason)s).",
                      amount=format_amount(env, charge.amount, charge.currency_id), invoice=charge.invoice_id.name,
-                     reason=charge.failure_label.lower() if charge.failure_label else _("refused"))
+                     reason=charge.failure_label.lower() if charge.failure_label else self.env._("refused"))
             if values.get("next_retry"):
-                text = _("%(text)s We will try again on %(date)s: update your payment method or pay now to avoid "
+                text = self.env._("%(text)s We will try again on %(date)s: update your payment method or pay now "
+                                  "to avoid "
                          "an interruption.", text=text, date=format_date(env, values["next_retry"]))
             else:
-                text = _("%(text)s Please pay now or save another payment method.", text=text)
-            return {"level": "danger", "title": _("Your payment failed"), "text": text}
+                text = self.env._("%(text)s Please pay now or save another payment method.", text=text)
+            return {"level": "danger", "title": self.env._("Your payment failed"), "text": text}
         if values.get("overdue_since"):
             overdue = values["overdue"]
-            text = _("Invoice %(invoice)s (%(amount)s) is past its due date of %(date)s.",
+            text = self.env._("Invoice %(invoice)s (%(amount)s) is past its due date of %(date)s.",
                      invoice=overdue[0].name, date=format_date(env, overdue[0].invoice_date_due),
                      amount=format_amount(env, values["amount_overdue"], sub.currency_id))
             if values.get("grace_end"):
-                text = _("%(text)s Please pay it before %(date)s to keep your subscription.", text=text,
+                text = self.env._("%(text)s Please pay it before %(date)s to keep your subscription.", text=text,
                          date=format_date(env, values["grace_end"]))
-            return {"level": "warning", "title": _("Payment overdue"), "text": text}
+            return {"level": "warning", "title": self.env._("Payment overdue"), "text": text}
         return ""
 
     def _subscription_mail_header(self):

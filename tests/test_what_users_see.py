@@ -2,8 +2,10 @@ from datetime import date
 
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, freeze_time, new_test_user, tagged
+from odoo.tools.safe_eval import safe_eval
 
 from .autopay_common import AutopayCommon
+from .test_portal import PortalCommon
 
 
 @tagged("post_install", "-at_install")
@@ -127,7 +129,7 @@ class TestStatusesSayWhy(AutopayCommon):
             self._run_autopay()
         self.assertEqual(len(sub.charge_ids), 2)
         action = self.env.ref("subscription_billing.subscription_charge_action_failures")
-        rows = self.Charge.search(eval(action.domain))  # noqa: S307 - the action's own literal domain
+        rows = self.Charge.search(safe_eval(action.domain))
         rows = rows.filtered(lambda c: c.subscription_id == sub)
         self.assertEqual(len(rows), 1, "one row per unpaid invoice, not per attempt")
         self.assertEqual(rows.attempt, 2)
@@ -267,8 +269,8 @@ class TestCustomerEmails(AutopayCommon):
             self._run_cron("subscription_billing.ir_cron_update_statuses")
         [reminder] = self._mails_to(self.partner, "is overdue")
         self.assertEqual(reminder.subject, f"Invoice {invoice.name} is overdue: $\xa013.20 to pay")
-        for expected in (invoice.name, "$\xa013.20", "due on 05/01/2026", invoice.get_portal_url().replace("&", "&amp;"),
-                         "before 05/16/2026"):
+        link = invoice.get_portal_url().replace("&", "&amp;")
+        for expected in (invoice.name, "$\xa013.20", "due on 05/01/2026", link, "before 05/16/2026"):
             self.assertIn(expected, reminder.body_html)
         self._assert_customer_words(reminder)
         with freeze_time("2026-05-16"):
@@ -276,7 +278,7 @@ class TestCustomerEmails(AutopayCommon):
         [suspended] = self._mails_to(self.partner, "is suspended")
         self.assertEqual(suspended.subject,
                          f"Your Trendhouse Weekly (test) subscription is suspended: invoice {invoice.name} is unpaid")
-        for expected in (invoice.name, "$\xa013.20", "due on 05/01/2026", invoice.get_portal_url().replace("&", "&amp;")):
+        for expected in (invoice.name, "$\xa013.20", "due on 05/01/2026", link):
             self.assertIn(expected, suspended.body_html)
 
     def test_renewal_and_autopay_setup_mails(self):
@@ -302,3 +304,58 @@ class TestCustomerEmails(AutopayCommon):
         self.assertEqual(sub.payment_method_label, "VISA •••• 4242, exp. 12/28")
         self.assertEqual(sub.payment_token_id.display_name, "VISA •••• 4242, exp. 12/28", "in the back office too")
         self.assertEqual(token._build_display_name(), "•••• 4242", "Odoo's payment form keeps its own")
+
+
+@tagged("post_install", "-at_install")
+class TestPortalWords(PortalCommon):
+    """The portal page says what the data says, in the customer's words."""
+
+    def _page_text(self, sub):
+        self.authenticate("ada_portal", "ada_portal_pw")
+        return self._page(sub.get_portal_url()).text
+
+    def test_a_draft_subscription_starts_it_does_not_say_started(self):
+        sub = self._create_subscription(partner=self.partner, date_start="2026-12-20", start=False)
+        text = self._page_text(sub)
+        self.assertIn("Starts on", text)
+        self.assertNotIn("Started on", text)
+
+    def test_no_next_invoice_announced_past_a_final_end(self):
+        sub = self._create_subscription(partner=self.partner, plan=self.plan_yearly, date_start="2026-01-01")
+        with freeze_time("2026-01-01"):
+            self._run_billing()
+        self.assertEqual(sub.next_invoice_date, date(2027, 1, 1))
+        self.assertFalse(sub.has_next_invoice, "the yearly term ends on 12/31/2026 and does not renew")
+        text = self._page_text(sub)
+        self.assertNotIn("Next invoice on", text)
+        self.assertIn("Ends on", text)
+
+    def test_lines_quantities_and_descriptions_read_naturally(self):
+        text = self._page_text(self.sub_ada)
+        self.assertRegex(text, r"×\s*1\s*<", "one copy reads 1, not 1.0")
+        self.assertNotRegex(text, r"×\s*1\.0")
+        self.assertIn("Trendhouse Weekly (test)</span>", text, "the product on its own")
+
+    def test_invoice_history_shows_total_status_paid_date_and_pdf(self):
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        invoice = self.sub_ada.invoice_ids
+        with freeze_time("2026-05-03"):
+            self._register_payment(invoice)
+        text = self._page_text(self.sub_ada)
+        self.assertIn("o_invoice_download", text)
+        self.assertIn("Paid", text)
+        paid = text[text.index("o_subscription_invoices"):]
+        self.assertRegex(paid, r"on\s*<span[^>]*>05/03/2026</span>", "the day it was paid")
+        self.assertIn("13.20", text)
+
+    def test_the_method_in_use_is_not_offered_again_and_saved_ones_can_be_removed(self):
+        self.sub_ada.payment_token_id = self.token_ada
+        other = self._create_token(partner=self.partner, payment_details="1881")
+        text = self._page_text(self.sub_ada)
+        form = text[text.index("o_subscription_autopay"):]
+        self.assertIn("Demo •••• 1881", form) if "Demo •••• 1881" in form else self.assertIn("1881", form)
+        self.assertNotIn(f'value="{self.token_ada.id}" data-payment-option-type="token"', form)
+        self.assertNotIn(f"data-payment-option-id=\"{self.token_ada.id}\"", form)
+        self.assertIn("o_payment_delete_token", form, "saved methods can be removed")
+        self.assertTrue(other.active)
