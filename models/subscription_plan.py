@@ -86,9 +86,12 @@ class SubscriptionPlan(models.Model):
     @api.depends("billing_period_value", "billing_period_unit")
     def _compute_billing_period_display(self):
         labels = dict(self._fields["billing_period_unit"]._description_selection(self.env))
+        singular = {"day": self.env._("day"), "week": self.env._("week"), "month": self.env._("month"),
+                    "year": self.env._("year")}
         for plan in self:
             if plan.billing_period_value == 1:
-                plan.billing_period_display = self.env._("Every %(unit)s", unit=plan.billing_period_unit or "")
+                plan.billing_period_display = self.env._(
+                    "Every %(unit)s", unit=singular.get(plan.billing_period_unit, plan.billing_period_unit or ""))
             else:
                 plan.billing_period_display = self.env._(
                     "Every %(value)s %(unit)s",
