@@ -9,9 +9,12 @@ Run it through ``./dev bench`` (which sets up Odoo and passes the configuration)
 For each N it copies a template database with the addon installed, creates N
 customers and N running subscriptions due today (60 % monthly 12.00, 25 %
 quarterly 32.00, 15 % yearly 120.00, with a 10 % tax), then runs the billing
-day (``_cron_generate_invoices``, committed batches, e-mails queued) in a fresh
-process and prints wall time, invoices per second and peak memory (RSS). With
-``--workers 2`` it also checks that no period was invoiced twice.
+day (``_cron_generate_invoices``, committed batches, invoices posted and marked
+to send) in a fresh process and prints wall time, invoices per second and peak
+memory (RSS). With ``--workers 2`` it also checks that no period was invoiced
+twice. With ``--send`` it then runs the sending job (``_cron_send_invoices``:
+official PDFs through Odoo's ``account.move.send``, e-mails with the PDF) in a
+fresh process and prints its own time and invoices per second.
 """
 
 import argparse
@@ -177,6 +180,19 @@ def bill(conf, db, batch_size):
     print(f"{elapsed:.3f} {peak:.1f}")
 
 
+def send(conf, db):
+    """One run of the sending job in this process; prints 'seconds peak_rss_mib'."""
+    env, cr = odoo_env(conf, db)
+
+    def run():
+        env["account.move"]._cron_send_invoices()
+        cr.commit()
+
+    elapsed, peak = measured(run)
+    cr.close()
+    print(f"{elapsed:.3f} {peak:.1f}")
+
+
 def run_workers(cmd, workers, what):
     """Run ``cmd`` in ``workers`` processes at once; returns (wall seconds, each one's peak RSS)."""
     t0 = time.perf_counter()
@@ -188,7 +204,7 @@ def run_workers(cmd, workers, what):
     return wall, [float(o.splitlines()[-1].split()[1]) for o in outs]
 
 
-def run_one(conf, n, workers, batch_size):
+def run_one(conf, n, workers, batch_size, with_sending=False):
     db = f"subscription_billing_bench_{n}"
     subprocess.run(["dropdb", "--if-exists", db], check=True)
     subprocess.run(["createdb", "-T", DB_TEMPLATE, db], check=True)
@@ -197,6 +213,12 @@ def run_one(conf, n, workers, batch_size):
     populate_s = time.perf_counter() - t0
     cmd = [sys.executable, __file__, "--bill", "--db", db, "--conf", conf, "--batch-size", str(batch_size or 0)]
     wall, peaks = run_workers(cmd, workers, "billing")
+    send_s = send_peak = 0.0
+    if with_sending:
+        send_s, send_peaks = run_workers([sys.executable, __file__, "--send", "--db", db, "--conf", conf], 1, "sending")
+        send_peak = max(send_peaks)
+    pdfs = int(psql(db, "SELECT count(*) FROM ir_attachment WHERE res_model = 'account.move' "
+                        "AND res_field = 'invoice_pdf_report_file'"))
     invoices = int(psql(db, "SELECT count(*) FROM account_move WHERE subscription_id IS NOT NULL"))
     posted = int(psql(db, "SELECT count(*) FROM account_move WHERE subscription_id IS NOT NULL AND state='posted'"))
     dups = int(psql(db, "SELECT count(*) FROM (SELECT 1 FROM account_move WHERE subscription_id IS NOT NULL "
@@ -209,6 +231,7 @@ def run_one(conf, n, workers, batch_size):
         "n": n, "workers": workers, "populate_s": populate_s, "wall_s": wall, "invoices": invoices,
         "posted": posted, "duplicates": dups, "mails": mails, "still_due": left,
         "inv_per_s": invoices / wall if wall else 0, "peak_rss_mib": max(peaks),
+        "send_s": send_s, "send_per_s": invoices / send_s if send_s else 0, "send_peak_mib": send_peak, "pdfs": pdfs,
     }
 
 
@@ -232,19 +255,25 @@ def main():
     args = arguments(__doc__, "bench", [
         ("--batch-size", {"type": int, "default": 0, "help": "subscriptions per committed batch (default 200)"}),
         ("--bill", {"action": "store_true"}),
+        ("--send", {"action": "store_true",
+                    "help": "also run the sending job (PDFs and e-mails) after the billing day, and time it"}),
     ])
     if args.populate:
         return populate(args.conf, args.db, args.populate)
     if args.bill:
         return bill(args.conf, args.db, args.batch_size)
+    if args.send and args.db:
+        return send(args.conf, args.db)
     make_template(args.conf, os.environ["SB_ODOO_DIR"])
     print(f"{'N':>7} {'workers':>7} {'invoices':>8} {'dups':>4} {'mails':>6} {'left':>4} "
-          f"{'billing s':>9} {'inv/s':>7} {'peak RSS MiB':>12}", flush=True)
+          f"{'billing s':>9} {'inv/s':>7} {'peak RSS MiB':>12}"
+          + (f" {'pdfs':>6} {'sending s':>9} {'sent/s':>7} {'RSS MiB':>7}" if args.send else ""), flush=True)
     for n in args.sizes:
-        r = run_one(args.conf, n, args.workers, args.batch_size)
+        r = run_one(args.conf, n, args.workers, args.batch_size, with_sending=args.send)
         print(f"{r['n']:>7} {r['workers']:>7} {r['invoices']:>8} {r['duplicates']:>4} {r['mails']:>6} "
-              f"{r['still_due']:>4} {r['wall_s']:>9.1f} {r['inv_per_s']:>7.1f} {r['peak_rss_mib']:>12.1f}",
-              flush=True)
+              f"{r['still_due']:>4} {r['wall_s']:>9.1f} {r['inv_per_s']:>7.1f} {r['peak_rss_mib']:>12.1f}"
+              + (f" {r['pdfs']:>6} {r['send_s']:>9.1f} {r['send_per_s']:>7.1f} {r['send_peak_mib']:>7.1f}"
+                 if args.send else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -303,7 +303,7 @@ class TestCustomerEmails(AutopayCommon):
         sub = self._create_subscription(payment_token_id=token.id)
         self.assertEqual(sub.payment_method_label, "VISA •••• 4242, exp. 12/28")
         self.assertEqual(sub.payment_token_id.display_name, "VISA •••• 4242, exp. 12/28", "in the back office too")
-        self.assertEqual(token._build_display_name(), "•••• 4242", "Odoo's payment form keeps its own")
+        self.assertNotIn("exp.", token._build_display_name(), "Odoo's payment form keeps its own")
 
 
 @tagged("post_install", "-at_install")
