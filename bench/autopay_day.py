@@ -23,18 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import billing_day as bd
 
 
-def charge(conf, db):
-    env, cr = bd.odoo_env(conf, db)
-
-    def run():
-        env["subscription.charge"]._cron_charge_autopay()
-        cr.commit()
-
-    elapsed, peak = bd.measured(run)
-    cr.close()
-    print(f"{elapsed:.3f} {peak:.1f}")
-
-
 def count(db, sql):
     return int(bd.psql(db, sql))
 
@@ -74,7 +62,7 @@ def main():
     if args.populate:
         return bd.populate(args.conf, args.db, args.populate, autopay=True)
     if args.charge:
-        return charge(args.conf, args.db)
+        return bd.run_scheduled(args.conf, args.db, "subscription.charge", "_cron_charge_autopay")
     bd.make_template(args.conf, os.environ["SB_ODOO_DIR"])
     print(f"{'N':>7} {'workers':>7} {'charges':>7} {'paid':>6} {'failed':>6} {'pending':>7} {'payments':>8} "
           f"{'2x tx':>5} {'mails':>6} {'run s':>7} {'charges/s':>9} {'peak RSS MiB':>12}", flush=True)

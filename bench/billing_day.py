@@ -164,28 +164,15 @@ def measured(func):
     return elapsed, peak[0] / 2**20
 
 
-def bill(conf, db, batch_size):
-    """One billing day in this process; prints 'seconds peak_rss_mib'."""
+def run_scheduled(conf, db, model, method, batch_size=0):
+    """One run of a scheduled action's method in this process; prints 'seconds peak_rss_mib'."""
     env, cr = odoo_env(conf, db)
     if batch_size:
         env["ir.config_parameter"].set_param("subscription_billing.batch_size", batch_size)
         cr.commit()
 
     def run():
-        env["subscription.subscription"]._cron_generate_invoices()
-        cr.commit()
-
-    elapsed, peak = measured(run)
-    cr.close()
-    print(f"{elapsed:.3f} {peak:.1f}")
-
-
-def send(conf, db):
-    """One run of the sending job in this process; prints 'seconds peak_rss_mib'."""
-    env, cr = odoo_env(conf, db)
-
-    def run():
-        env["account.move"]._cron_send_invoices()
+        getattr(env[model], method)()
         cr.commit()
 
     elapsed, peak = measured(run)
@@ -261,9 +248,10 @@ def main():
     if args.populate:
         return populate(args.conf, args.db, args.populate)
     if args.bill:
-        return bill(args.conf, args.db, args.batch_size)
+        return run_scheduled(args.conf, args.db, "subscription.subscription", "_cron_generate_invoices",
+                             args.batch_size)
     if args.send and args.db:
-        return send(args.conf, args.db)
+        return run_scheduled(args.conf, args.db, "account.move", "_cron_send_invoices")
     make_template(args.conf, os.environ["SB_ODOO_DIR"])
     print(f"{'N':>7} {'workers':>7} {'invoices':>8} {'dups':>4} {'mails':>6} {'left':>4} "
           f"{'billing s':>9} {'inv/s':>7} {'peak RSS MiB':>12}"
