@@ -180,6 +180,29 @@ def run_scheduled(conf, db, model, method, batch_size=0):
     print(f"{elapsed:.3f} {peak:.1f}")
 
 
+def web_server(conf, db, port=8199):
+    """An Odoo HTTP server on ``db`` (no scheduled actions), as in production: wkhtmltopdf loads
+    the invoice layout's styles and logo from it (without one it fails on them, and Odoo then
+    renders invoices one at a time). Returns the process; the caller stops it."""
+    import urllib.request
+
+    server = subprocess.Popen(
+        [sys.executable, os.path.join(os.environ["SB_ODOO_DIR"], "odoo-bin"), "-c", conf, "-d", db,
+         f"--http-port={port}", f"--db-filter=^{db}$", "--max-cron-threads=0", "--log-level=warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/web/login", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    psql(db, f"UPDATE ir_config_parameter SET value = 'http://127.0.0.1:{port}' WHERE key = 'web.base.url'")
+    psql(db, "DELETE FROM ir_config_parameter WHERE key = 'report.url'")
+    psql(db, f"INSERT INTO ir_config_parameter (key, value) VALUES ('report.url', 'http://127.0.0.1:{port}')")
+    return server
+
+
 def run_workers(cmd, workers, what):
     """Run ``cmd`` in ``workers`` processes at once; returns (wall seconds, each one's peak RSS)."""
     t0 = time.perf_counter()
@@ -202,7 +225,13 @@ def run_one(conf, n, workers, batch_size, with_sending=False):
     wall, peaks = run_workers(cmd, workers, "billing")
     send_s = send_peak = 0.0
     if with_sending:
-        send_s, send_peaks = run_workers([sys.executable, __file__, "--send", "--db", db, "--conf", conf], 1, "sending")
+        server = web_server(conf, db)
+        try:
+            send_s, send_peaks = run_workers([sys.executable, __file__, "--send", "--db", db, "--conf", conf], 1,
+                                             "sending")
+        finally:
+            server.terminate()
+            server.wait()
         send_peak = max(send_peaks)
     pdfs = int(psql(db, "SELECT count(*) FROM ir_attachment WHERE res_model = 'account.move' "
                         "AND res_field = 'invoice_pdf_report_file'"))
@@ -213,7 +242,8 @@ def run_one(conf, n, workers, batch_size, with_sending=False):
     mails = int(psql(db, "SELECT count(*) FROM mail_mail m JOIN mail_message mm ON mm.id = m.mail_message_id "
                          "WHERE mm.model = 'account.move'"))
     left = int(psql(db, "SELECT count(*) FROM subscription_subscription WHERE next_invoice_date <= CURRENT_DATE"))
-    subprocess.run(["dropdb", "--if-exists", db], check=True)
+    if not os.environ.get("SB_BENCH_KEEP_DB"):
+        subprocess.run(["dropdb", "--if-exists", db], check=True)
     return {
         "n": n, "workers": workers, "populate_s": populate_s, "wall_s": wall, "invoices": invoices,
         "posted": posted, "duplicates": dups, "mails": mails, "still_due": left,

@@ -247,6 +247,8 @@ class AccountMove(models.Model):
                 self.env["account.move.send"]._generate_and_send_invoices(self, allow_raising=False, **settings)
         except Exception as error:  # one invoice's PDF must not stop the others
             if len(self) > 1:
+                _logger.warning("Sending %s invoices at once failed (%s); sending them one by one", len(self), error,
+                                exc_info=True)
                 for move in self:
                     move._subscription_generate_and_send(email)
                 return
