@@ -241,7 +241,7 @@ class SubscriptionSubscription(models.Model):
             charge = values["last_charge"]
             text = self.env._("We could not collect %(amount)s for invoice %(invoice)s (%(reason)s).",
                      amount=format_amount(env, charge.amount, charge.currency_id), invoice=charge.invoice_id.name,
-                     reason=charge.failure_label.lower() if charge.failure_label else self.env._("refused"))
+                     reason=charge.failure_label or self.env._("refused"))
             if values.get("next_retry"):
                 text = self.env._("%(text)s We will try again on %(date)s: update your payment method or pay now "
                                   "to avoid "

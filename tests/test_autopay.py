@@ -503,7 +503,7 @@ class TestManualPayers(AutopayCommon):
         with freeze_time("2026-05-02"):
             self._run_cron("subscription_billing.ir_cron_update_statuses")
         self.assertEqual(sub.state, "past_due")
-        self.assertEqual(len(self._mails_to(self.partner, "is overdue")), 1)
+        self.assertEqual(len(self._mails_to(self.partner, "Payment overdue")), 1)
         with freeze_time("2026-05-15"):
             self._run_cron("subscription_billing.ir_cron_update_statuses")
         self.assertEqual(sub.state, "past_due", "still within the 14-day grace period")

@@ -178,10 +178,10 @@ class TestCollections(AutopayCommon):
             result = rows.with_user(self.finance).action_send_reminder()
             self.assertIn("2 payment reminder", result["params"]["title"])
             self.assertEqual(result["params"]["type"], "success")
-            mail = self._mails_to(self.partner_b, "is overdue")
+            mail = self._mails_to(self.partner_b, "Payment overdue")
             self.assertEqual(len(mail), 2, "the status change's reminder and this one")
             invoice = manual.invoice_ids
-            self.assertIn(f"Invoice {invoice.name} is overdue: $\xa013.20 to pay", mail.mapped("subject"))
+            self.assertIn(f"Payment overdue for {invoice.name}: $\xa013.20 to pay", mail.mapped("subject"))
             self.assertIn(invoice.get_portal_url().replace("&", "&amp;"), mail[0].body_html)
 
             # Bulk "retry now" (it commits, as in a web request): the failed autopay one is charged
@@ -267,8 +267,8 @@ class TestCustomerEmails(AutopayCommon):
         invoice = sub.invoice_ids
         with freeze_time("2026-05-02"):
             self._run_cron("subscription_billing.ir_cron_update_statuses")
-        [reminder] = self._mails_to(self.partner, "is overdue")
-        self.assertEqual(reminder.subject, f"Invoice {invoice.name} is overdue: $\xa013.20 to pay")
+        [reminder] = self._mails_to(self.partner, "Payment overdue")
+        self.assertEqual(reminder.subject, f"Payment overdue for {invoice.name}: $\xa013.20 to pay")
         link = invoice.get_portal_url().replace("&", "&amp;")
         for expected in (invoice.name, "$\xa013.20", "due on 05/01/2026", link, "before 05/16/2026"):
             self.assertIn(expected, reminder.body_html)
@@ -277,9 +277,23 @@ class TestCustomerEmails(AutopayCommon):
             self._run_cron("subscription_billing.ir_cron_update_statuses")
         [suspended] = self._mails_to(self.partner, "is suspended")
         self.assertEqual(suspended.subject,
-                         f"Your Trendhouse Weekly (test) subscription is suspended: invoice {invoice.name} is unpaid")
+                         f"Your Trendhouse Weekly (test) subscription is suspended: {invoice.name} unpaid")
         for expected in (invoice.name, "$\xa013.20", "due on 05/01/2026", link):
             self.assertIn(expected, suspended.body_html)
+
+    def test_reminder_with_several_overdue_invoices_names_them_all(self):
+        sub = self._create_subscription(date_start="2026-04-01")
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        invoices = sub.invoice_ids.sorted("subscription_period_start")
+        self.assertEqual(len(invoices), 2)
+        with freeze_time("2026-05-03"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        [reminder] = self._mails_to(self.partner, "Payment overdue")
+        self.assertEqual(reminder.subject,
+                         f"Payment overdue for {invoices[0].name}, {invoices[1].name}: $\xa026.40 to pay")
+        for invoice in invoices:
+            self.assertIn(invoice.get_portal_url().replace("&", "&amp;"), reminder.body_html)
 
     def test_renewal_and_autopay_setup_mails(self):
         sub = self._create_subscription(plan=self.plan_yearly, date_start="2026-01-01")
