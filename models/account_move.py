@@ -220,7 +220,9 @@ class AccountMove(models.Model):
         moves = self.sudo()
         not_posted = moves.filtered(lambda m: m.state != "posted")  # cancelled before its turn
         moves -= not_posted
-        to_mail = moves.filtered(lambda m: m.subscription_send == "email" and m.partner_id.email)
+        # Paid or credited before its turn: its PDF, but no e-mail asking to pay it.
+        to_mail = moves.filtered(lambda m: m.subscription_send == "email" and m.partner_id.email
+                                 and m.payment_state in ("not_paid", "partial"))
         by_sub = defaultdict(lambda: self.browse())
         for move in to_mail:
             by_sub[move.subscription_id] |= move
@@ -228,18 +230,25 @@ class AccountMove(models.Model):
         in_catch_ups = self.browse().union(*catch_ups.values())
         single_mails = to_mail - in_catch_ups
         chunk = SEND_BATCH_SIZE if _wkhtmltopdf_renders_batches() else 1
+        failed = self.browse()
         for invoices in split_every(chunk, single_mails.ids, moves.browse):
-            invoices._subscription_generate_and_send(email=True)
+            failed |= invoices._subscription_generate_and_send(email=True)
         for invoices in split_every(chunk, (moves - single_mails).ids, moves.browse):
-            invoices._subscription_generate_and_send(email=False)
+            failed |= invoices._subscription_generate_and_send(email=False)
         for sub, invoices in catch_ups.items():
-            sub._send_invoices_mail(invoices.filtered("invoice_pdf_report_id"))
+            sub._send_invoices_mail(invoices)
         (moves | not_posted).write({"subscription_send": False})
+        for sub in failed.subscription_id:
+            names = ", ".join(failed.filtered(lambda m, s=sub: m.subscription_id == s).mapped("name"))
+            sub._schedule_salesperson_activity(
+                self.env._("Invoice PDF not made: %(invoices)s", invoices=names),
+                note=self.env._("The official PDF of %(invoices)s could not be made (see each invoice's chatter); "
+                                "use Send on the invoices once the cause is fixed.", invoices=names))
 
     def _subscription_generate_and_send(self, email):
         """Odoo's invoice sending for these invoices (PDF, then the e-mail when ``email``); a failing
         group is tried again one invoice at a time, and a failing invoice gets the error in its
-        chatter."""
+        chatter. Returns the invoices that failed."""
         # E-mailed the way the customer asked for invoices (Odoo's default: by e-mail).
         settings = {} if email else {"sending_methods": set()}
         try:
@@ -249,13 +258,16 @@ class AccountMove(models.Model):
             if len(self) > 1:
                 _logger.warning("Sending %s invoices at once failed (%s); sending them one by one", len(self), error,
                                 exc_info=True)
+                failed = self.browse()
                 for move in self:
-                    move._subscription_generate_and_send(email)
-                return
+                    failed |= move._subscription_generate_and_send(email)
+                return failed
             _logger.exception("Invoice %s: its PDF or e-mail could not be made", self.name)
             self.message_post(body=self.env._(
-                "The invoice's PDF could not be made or sent: %(error)s. Use *Send* to try again.",
+                "The invoice's PDF could not be made or sent: %(error)s. Use Send to try again.",
                 error=error.args[0] if error.args else error))
+            return self
+        return self.browse()
 
     def _subscription_mail_header(self):
         """Header of the customer e-mails about this invoice (see ``mail_layout_customer``)."""

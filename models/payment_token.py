@@ -23,6 +23,20 @@ class PaymentToken(models.Model):
             token.display_name = token._subscription_label()
         return res
 
+    # === CRUD METHODS === #
+
+    def write(self, vals):
+        """A saved payment method removed (archived, e.g. from the portal's payment methods) is no
+        longer charged: the subscriptions it paid leave autopay, and their unpaid invoices are
+        e-mailed to be paid by hand, before any charge could fail on it."""
+        res = super().write(vals)
+        if "active" in vals and not vals["active"]:
+            subs = self.env["subscription.subscription"].sudo().search([
+                ("payment_token_id", "in", self.ids), ("state", "not in", ("expired", "cancelled")),
+            ])
+            subs._autopay_method_removed()
+        return res
+
     # === BUSINESS METHODS === #
 
     def _subscription_label(self):

@@ -76,9 +76,10 @@ class ResPartner(models.Model):
         for sub in troubled:
             summary, step = sub._health_texts(collection.get(sub) or {}, with_amounts=with_amounts)
             if summary:
+                css = ("text-danger" if sub.state == "suspended" or (collection.get(sub) or {}).get("failed")
+                       else "text-warning")
                 health[sub] = Markup("<br/><span class='%s'>%s</span> <span class='text-muted'>— %s</span>") % (
-                    "text-danger" if sub.state == "suspended" or (collection.get(sub) or {}).get("failed")
-                    else "text-warning", summary, self.env._("next step: %(step)s", step=step[:1].lower() + step[1:]))
+                    css, summary, self.env._("next step: %(step)s", step=step[:1].lower() + step[1:]))
         for partner in self:
             mine = all_subs.filtered(lambda s, p=partner: s.commercial_partner_id == p.commercial_partner_id)
             partner.subscription_ids = [fields.Command.set((readable & mine).ids)]

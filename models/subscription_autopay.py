@@ -102,7 +102,8 @@ class SubscriptionSubscription(models.Model):
         """Make ``token`` the subscription's autopay method (from the portal or a setup link).
 
         A draft subscription starts; open invoices of a past due or suspended one are
-        charged on the next autopay run, which is woken up now.
+        charged on the next autopay run, which is woken up now. A subscription suspended by
+        staff stays suspended (only staff lift it): its method is saved for when it is reactivated.
 
         :param token: a ``payment.token`` of the customer's commercial entity
         :param author: the ``res.partner`` the change is attributed to (default: the customer)
@@ -129,6 +130,8 @@ class SubscriptionSubscription(models.Model):
         self.message_post(body=body, author_id=author.id)
         if self.state == "draft":
             self.action_start()
+        if self.state == "suspended" and self.suspension_cause == "staff":
+            return True
         open_invoices = self.invoice_ids.sudo().filtered_domain(self.env["account.move"]._subscription_open_domain())
         if open_invoices:
             if self.state == "suspended":
@@ -136,6 +139,20 @@ class SubscriptionSubscription(models.Model):
             open_invoices.write({"subscription_charge_date": self.company_id._subscription_today()})
             self.env.ref("subscription_billing.ir_cron_charge_autopay")._trigger()
         return True
+
+    def _autopay_method_removed(self):
+        """These subscriptions' autopay method was removed: autopay is off, retries stop, and their
+        unpaid invoices are e-mailed to be paid by hand (told in the chatter)."""
+        for sub in self:
+            method = sub.payment_token_id
+            sub.write({"payment_token_id": False})
+            self.env["subscription.charge"]._stop_retries(sub)
+            unpaid = sub.invoice_ids.filtered_domain(self.env["account.move"]._subscription_open_domain())
+            if unpaid:
+                unpaid._subscription_queue_sending(email=True)
+            sub.message_post(body=self.env._(
+                "The payment method %(method)s was removed: autopay is off and invoices are e-mailed to be paid by "
+                "hand.", method=method.display_name))
 
     def _disable_autopay(self, author=None, by_customer=True):
         """Autopay is turned off (from the portal): invoices must then be paid by hand.

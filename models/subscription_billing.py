@@ -439,10 +439,10 @@ class SubscriptionSubscription(models.Model):
 
     def _send_invoices_mail(self, invoices):
         """E-mail the customer these invoices of this subscription in one message (a catch-up of
-        several periods), their official PDFs attached; posted in the subscription's chatter and
-        told on each invoice.
+        several periods), their official PDFs attached (those made: one that failed is listed with
+        its link all the same); posted in the subscription's chatter and told on each invoice.
 
-        :param invoices: posted ``account.move`` of this subscription, their PDFs made
+        :param invoices: posted, unpaid ``account.move`` of this subscription
         """
         self.ensure_one()
         template = self.env.ref("subscription_billing.mail_template_subscription_invoices", raise_if_not_found=False)
@@ -461,8 +461,7 @@ class SubscriptionSubscription(models.Model):
             body=body, subject=subject, author_id=author, email_from=email_from,
             partner_ids=sub.partner_id.ids, message_type="comment", subtype_xmlid="mail.mt_comment",
             attachments=[(pdf.name, pdf.raw) for pdf in pdfs],
-            email_layout_xmlid="mail.mail_notification_layout_with_responsible_signature",
-            model_description=self.env._("Subscription"), mail_auto_delete=template.auto_delete,
+            email_layout_xmlid="subscription_billing.mail_layout_customer", mail_auto_delete=template.auto_delete,
         )
         for invoice in invoices:
             invoice.message_post(body=self.env._("E-mailed to the customer with the other invoices of %(sub)s.",

@@ -173,8 +173,19 @@ class SubscriptionSubscription(models.Model):
         self._send_template("subscription_billing.mail_template_renewal_reminder")
 
     def _reactivate_if_paid(self):
-        """Past due or suspended subscriptions without an open invoice left become active again."""
+        """Past due or suspended subscriptions without an open invoice left become active again;
+        one suspended by staff stays suspended until staff reactivate it (the chatter says so)."""
         subs = self.filtered(lambda s: s.state in ("past_due", "suspended"))
+        held = subs.filtered(lambda s: s.state == "suspended" and s.suspension_cause == "staff")
+        subs -= held
+        if held:
+            still_due = {sub for [sub] in self.env["account.move"].sudo()._read_group(
+                self.env["account.move"]._subscription_open_domain() & Domain("subscription_id", "in", held.ids),
+                ["subscription_id"])}
+            for sub in held.filtered(lambda s: s not in still_due):
+                sub.message_post(body=self.env._(
+                    "All invoices are paid; the subscription stays suspended by staff (%(reason)s) until it is "
+                    "reactivated.", reason=sub.suspension_note or self.env._("no reason given")))
         if not subs:
             return
         still_open = {

@@ -44,6 +44,10 @@ class SubscriptionSubscription(models.Model):
         "account.move", compute="_compute_collection", string="Overdue invoices",
         groups=const.SUBSCRIPTION_DETAIL_GROUPS,
     )
+    overdue_invoices_label = fields.Char(
+        compute="_compute_collection", string="Overdue invoices (names)", groups=const.SUBSCRIPTION_DETAIL_GROUPS,
+        help="The overdue invoices as e-mail subjects name them: their numbers, or how many beyond three.",
+    )
     unpaid_invoice_ids = fields.Many2many(
         "account.move", compute="_compute_collection", string="Unpaid invoices",
         groups=const.SUBSCRIPTION_DETAIL_GROUPS,
@@ -92,6 +96,9 @@ class SubscriptionSubscription(models.Model):
             sub.amount_overdue = values.get("amount_overdue", 0.0)
             sub.unpaid_invoice_ids = values.get("unpaid", self.env["account.move"])
             sub.overdue_invoice_ids = values.get("overdue", self.env["account.move"])
+            overdue = sub.overdue_invoice_ids
+            sub.overdue_invoices_label = ", ".join(overdue.mapped("name")) if len(overdue) <= 3 else self.env._(
+                "%(count)s invoices", count=len(overdue))
             sub.overdue_since = values.get("overdue_since", False)
             sub.last_charge_id = values.get("last_charge", False)
             sub.next_retry_date = values.get("next_retry", False)
@@ -156,8 +163,9 @@ class SubscriptionSubscription(models.Model):
         ``_collection_data``: e.g. ``("Payment failed since 05/01/2026 · 13.20 unpaid, oldest
         INV/2026/00012 due 05/01/2026 · Declined: insufficient funds · next retry on 05/04/2026",
         "Ask the customer to update their payment method, or retry now")``. Empty for a subscription
-        in good standing. Without ``with_amounts`` (employees who do not read amounts), the
-        amount is left out."""
+        in good standing. Without ``with_amounts`` (employees who do not read amounts nor act on
+        subscriptions, e.g. support), the amount is left out and the next step says what the
+        customer or the salesperson does."""
         self.ensure_one()
         sub = self.sudo()
         if sub.state not in const.RUNNING_STATES:
@@ -170,21 +178,28 @@ class SubscriptionSubscription(models.Model):
                                     date=format_date(self.env, sub.date_suspended)))
             if sub.suspension_note:
                 parts.append(sub.suspension_note)
-            step = self.env._("Reactivate it when the reason is settled")
+            step = (self.env._("Reactivate it when the reason is settled") if with_amounts
+                    else self.env._("The salesperson reactivates it when the reason is settled"))
         elif sub.state == "suspended":
             parts.append(self.env._("Suspended since %(date)s", date=format_date(self.env, sub.date_suspended)) + (
                 self.env._(" after failed payments") if sub.suspension_cause == "payment"
                 else self.env._(": invoice unpaid")))
-            step = (self.env._("The customer saves a new payment method in the portal (charged at once), or register a "
-                      "payment") if sub.suspension_cause == "payment"
-                    else self.env._("Register the payment: the subscription is active again once paid"))
+            if not with_amounts:
+                step = self.env._("The customer pays the invoice in the portal: the subscription is active again")
+            elif sub.suspension_cause == "payment":
+                step = self.env._("The customer saves a new payment method in the portal (charged at once), or "
+                                  "register a payment")
+            else:
+                step = self.env._("Register the payment (the subscription is active again once paid)")
         elif values.get("failed"):
             parts.append(self.env._("Payment failed since %(date)s",
                            date=format_date(self.env, self._first_failure_date(charge, unpaid))))
-            step = self.env._("Ask the customer to update their payment method, or retry now")
+            step = (self.env._("Ask the customer to update their payment method, or retry now") if with_amounts
+                    else self.env._("The customer updates their payment method or pays in the portal"))
         elif values.get("overdue_since"):
             parts.append(self.env._("Overdue since %(date)s", date=format_date(self.env, values["overdue_since"])))
-            step = self.env._("Send a reminder, or register the payment")
+            step = (self.env._("Send a reminder, or register the payment") if with_amounts
+                    else self.env._("The customer pays the invoice in the portal"))
         else:
             return "", ""
         if unpaid:

@@ -286,9 +286,18 @@ class TestAutopayInputs(AutopayCommon):
         with self.assertRaisesRegex(ValidationError, "cannot charge in"):
             sub.write({"payment_token_id": self._create_token().id})
 
-    def test_archived_token_fails_the_charge_clearly(self):
+    def test_archived_token_takes_the_subscription_off_autopay(self):
         sub = self._create_autopay_subscription("done", date_start="2026-05-01")
         sub.payment_token_id.active = False
+        self.assertFalse(sub.payment_token_id)
+        self._bill_and_charge("2026-05-01")
+        self.assertFalse(sub.charge_ids)
+        self.assertEqual(sub.invoice_ids.subscription_send, "email", "the invoice is e-mailed to be paid by hand")
+
+    def test_a_token_deactivated_behind_the_orm_fails_the_charge_clearly(self):
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        self.env.cr.execute("UPDATE payment_token SET active = FALSE WHERE id = %s", [sub.payment_token_id.id])
+        self.env.invalidate_all()
         self._bill_and_charge("2026-05-01")
         charge = sub.charge_ids
         self.assertEqual((charge.state, charge.failure_kind, charge.failure_code),

@@ -1,7 +1,9 @@
 from datetime import date
+from unittest.mock import patch
 
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, freeze_time, new_test_user, tagged
+from odoo.tools import mute_logger
 from odoo.tools.safe_eval import safe_eval
 
 from .autopay_common import AutopayCommon
@@ -422,3 +424,114 @@ class TestBulgarianCustomer(AutopayCommon):
             standing = sub.with_context(lang="bg_BG")._customer_standing()
         self.assertEqual(standing["title"], "Просрочено плащане")
         self.assertIn("01.05.2026", standing["text"])
+
+
+@tagged("post_install", "-at_install")
+class TestProbedWhatUsersSee(PortalCommon):
+    """Faults found by trying the change as users and attackers would, kept as tests."""
+
+    def _suspend_by_staff(self, sub):
+        self.env["subscription.suspend.wizard"].with_user(self.sales_user).create({
+            "subscription_ids": sub.ids, "reason": "Contract disputed, service on hold"}).action_suspend()
+
+    def test_a_staff_suspension_is_not_lifted_by_a_payment_or_a_new_card(self):
+        sub = self._create_subscription(partner=self.partner, date_start="2026-05-01", user_id=self.sales_user.id)
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        self._suspend_by_staff(sub)
+        # The customer saves a card from the portal: it is kept for later, nothing is charged, still suspended.
+        sub._enroll_autopay(self.token_ada)
+        self.assertEqual((sub.state, sub.payment_token_id), ("suspended", self.token_ada))
+        self.assertFalse(sub.invoice_ids.subscription_charge_date)
+        # An accountant registers the payment: still suspended, and the chatter says why.
+        self._register_payment(sub.invoice_ids)
+        self.assertEqual(sub.state, "suspended")
+        self._assert_logged(sub, "stays suspended by staff")
+        # The portal does not offer paying or a new card as the way back.
+        self.authenticate("ada_portal", "ada_portal_pw")
+        page = self._page(sub.get_portal_url()).text
+        attention = page[page.index("o_subscription_attention"):page.index("o_subscription_attention") + 800]
+        self.assertIn("contact us", attention)
+        self.assertNotIn("o_subscription_pay_now", attention)
+        # Staff reactivate it.
+        sub.with_user(self.sales_user).action_reactivate()
+        self.assertEqual(sub.state, "active")
+
+    def test_invoices_paid_or_credited_before_sending_are_not_mailed_as_bills(self):
+        with freeze_time("2026-01-01"):
+            catch_up = self._create_subscription(partner=self.partner, date_start="2026-01-01")
+            one = self._create_subscription(partner=self.partner, date_start="2026-03-01")
+            other = self._create_subscription(partner=self.partner_b, date_start="2026-03-01")
+        with freeze_time("2026-03-15"):
+            self._run_billing()
+        paid, credited = one.invoice_ids, other.invoice_ids
+        self.assertTrue(paid and credited)
+        self._register_payment(paid)
+        credited._reverse_moves(cancel=True)
+        middle = catch_up.invoice_ids.sorted("subscription_period_start")[1]
+        middle._reverse_moves(cancel=True)
+        with freeze_time("2026-03-15"):
+            self._run_sending()
+        mails = self.MailMail.sudo().search([("model", "=", "account.move"),
+                                             ("res_id", "in", (paid | credited).ids)])
+        self.assertFalse(mails, "no 'view and pay' e-mail for an invoice paid or credited in full")
+        self.assertTrue(paid.invoice_pdf_report_id and credited.invoice_pdf_report_id, "their PDFs are made")
+        [catch_up_mail] = self.MailMail.sudo().search([("model", "=", "subscription.subscription"),
+                                                       ("res_id", "=", catch_up.id),
+                                                       ("recipient_ids", "in", self.partner.ids)])
+        self.assertNotIn(middle.name, catch_up_mail.body_html, "only what is still owed is listed")
+        self.assertEqual(catch_up_mail.subject, "2 invoices for your Trendhouse Weekly (test) subscription")
+        self.assertIn("Your subscription", catch_up_mail.body_html, "the customers' e-mail layout")
+
+    def test_removing_the_card_autopay_uses_turns_autopay_off_and_mails_the_invoice(self):
+        sub = self.sub_ada
+        sub.payment_token_id = self._create_token(outcome="error")
+        self._bill_and_charge("2026-05-01")
+        self.assertEqual((sub.state, sub.health), ("past_due", "failed"))
+        invoice = sub.invoice_ids
+        self.assertTrue(invoice.subscription_charge_date, "a retry is scheduled")
+        self.authenticate("ada_portal", "ada_portal_pw")
+        self.make_jsonrpc_request("/payment/archive_token", {"token_id": sub.payment_token_id.id})
+        self.env.invalidate_all()
+        self.assertFalse(sub.payment_token_id)
+        self.assertFalse(invoice.subscription_charge_date, "no retry on a removed method")
+        self.assertEqual(invoice.subscription_send, "email", "the invoice is e-mailed to be paid by hand")
+        self._assert_logged(sub, "was removed: autopay is off")
+        with freeze_time("2026-05-02"):
+            self._run_autopay()
+        self.assertEqual(len(sub.charge_ids), 1, "nothing is charged on it")
+
+    def test_a_catch_up_with_a_failed_pdf_still_lists_every_invoice_and_tells_the_salesperson(self):
+        with freeze_time("2026-01-01"):
+            sub = self._create_subscription(partner=self.partner, date_start="2026-01-01",
+                                            user_id=self.sales_user.id)
+        with freeze_time("2026-03-15"):
+            self._run_billing()
+        invoices = sub.invoice_ids.sorted("subscription_period_start")
+        Send = type(self.env["account.move.send"])
+        original = Send._generate_and_send_invoices
+
+        def failing(send, moves, **kwargs):
+            if invoices[0] in moves:
+                raise ValueError("the logo is missing")
+            return original(send, moves, **kwargs)
+
+        with patch.object(Send, "_generate_and_send_invoices", failing), \
+                mute_logger("odoo.addons.subscription_billing.models.account_move"), freeze_time("2026-03-15"):
+            self._run_sending()
+        [mail] = self.MailMail.sudo().search([("model", "=", "subscription.subscription"), ("res_id", "=", sub.id),
+                                              ("recipient_ids", "in", self.partner.ids)])
+        for invoice in invoices:
+            self.assertIn(invoice.name, mail.body_html)
+        self.assertEqual(len(mail.attachment_ids), 2, "the PDFs that were made")
+        activity = sub.activity_ids.filtered(lambda a: "Invoice PDF not made" in (a.summary or ""))
+        self.assertEqual(len(activity), 1)
+        self.assertIn(invoices[0].name, activity.summary)
+
+    def test_a_long_list_of_overdue_invoices_is_counted_in_the_subject(self):
+        sub = self._create_subscription(partner=self.partner_b, date_start="2026-01-01")
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        with freeze_time("2026-05-03"):
+            self.assertEqual(len(sub.overdue_invoice_ids), 5)
+            self.assertEqual(sub.overdue_invoices_label, "5 invoices")
