@@ -4,6 +4,8 @@ import subprocess
 from collections import defaultdict
 from datetime import timedelta
 
+import psycopg2.errors
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.fields import Domain
@@ -20,6 +22,8 @@ _logger = logging.getLogger(__name__)
 # can render several documents at once (patched Qt), else one by one.
 SEND_BATCH_SIZE = 50
 SEND_BATCH_SIZE_UNPATCHED = 10
+# A batch rolled back by a concurrent update is redone this many times in one run at most.
+SEND_ATTEMPTS = 5
 
 
 @functools.lru_cache(1)
@@ -206,8 +210,18 @@ class AccountMove(models.Model):
         """
         if not batch_size:
             batch_size = SEND_BATCH_SIZE if _wkhtmltopdf_renders_batches() else SEND_BATCH_SIZE_UNPATCHED
-        process_in_locked_batches(self, Domain("subscription_send", "!=", False), "_subscription_send_documents",
-                                  batch_size, order="subscription_id, id")
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                process_in_locked_batches(self, Domain("subscription_send", "!=", False),
+                                          "_subscription_send_documents", batch_size, order="subscription_id, id")
+                return
+            except psycopg2.errors.SerializationFailure:
+                # Another job changed one of the batch's subscriptions meanwhile (e.g. the daily statuses):
+                # the whole batch is rolled back (no e-mail was sent: they are queued in it) and redone.
+                if attempt == SEND_ATTEMPTS:
+                    raise
+                self.env.cr.rollback()
+                _logger.info("Sending invoices: a batch met a concurrent update, redoing it (attempt %s)", attempt)
 
     def _subscription_send_documents(self):
         """Make this locked batch's official PDFs (``invoice_pdf_report_id``) through Odoo's own invoice

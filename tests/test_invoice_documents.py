@@ -2,6 +2,8 @@ import io
 from datetime import date
 from unittest.mock import patch
 
+import psycopg2.errors
+
 from odoo.tests import freeze_time, tagged
 from odoo.tools import mute_logger
 from odoo.tools.pdf import PdfFileReader
@@ -153,3 +155,29 @@ class TestPortalRealInvoice(PortalCommon):
         self.assertIn(invoice.name, page.text)
         download = self._page(f"/my/invoices/{invoice.id}?report_type=pdf&download=true")
         self.assertEqual(download.content, invoice.invoice_pdf_report_id.raw)
+
+
+@tagged("post_install", "-at_install")
+class TestSendingMeetsConcurrentUpdates(AutopayCommon):
+
+    @freeze_time("2026-02-01")
+    def test_a_batch_rolled_back_by_a_concurrent_update_is_redone_once(self):
+        sub = self._create_subscription(date_start="2026-02-01")
+        self._run_billing()
+        Move = type(self.env["account.move"])
+        original = Move._subscription_send_documents
+        calls = []
+
+        def conflicting(moves):
+            calls.append(len(moves))
+            if len(calls) == 1:
+                raise psycopg2.errors.SerializationFailure("could not serialize access due to concurrent update")
+            return original(moves)
+
+        with patch.object(Move, "_subscription_send_documents", conflicting):
+            self._run_sending()
+        self.assertEqual(len(calls), 2)
+        invoice = sub.invoice_ids
+        self.assertTrue(invoice.invoice_pdf_report_id)
+        mails = self.MailMail.sudo().search([("model", "=", "account.move"), ("res_id", "=", invoice.id)])
+        self.assertEqual(len(mails), 1, "e-mailed once")
