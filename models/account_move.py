@@ -217,7 +217,7 @@ class AccountMove(models.Model):
                 return
             except psycopg2.errors.SerializationFailure:
                 # Another job changed one of the batch's subscriptions meanwhile (e.g. the daily statuses):
-                # the whole batch is rolled back (no e-mail was sent: they are queued in it) and redone.
+                # the whole batch is rolled back and redone (its e-mails go out only after a commit).
                 if attempt == SEND_ATTEMPTS:
                     raise
                 self.env.cr.rollback()
