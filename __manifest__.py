@@ -1,6 +1,6 @@
 {
     "name": "Subscription Billing",
-    "version": "19.0.1.0.0",
+    "version": "19.0.1.1.0",
     "summary": "Recurring invoices, subscription plans, autopay and a live status overview",
     "category": "Sales/Subscriptions",
     "author": "subscription_billing contributors",
@@ -40,6 +40,7 @@
         "wizards/subscription_enroll_wizard_views.xml",
         "wizards/subscription_lifecycle_wizards_views.xml",
         "report/subscription_collection_views.xml",
+        "views/subscription_mrr_log_views.xml",
         "views/subscription_menus.xml",
     ],
     "demo": [

@@ -13,6 +13,8 @@ from ..utils import add_period, period_end
 # Marks the one write that may change ``state`` (see _update_state). An object, not a string:
 # contexts sent over RPC are JSON, so no caller can forge it.
 _STATE_CHANGE = object()
+# Fields whose change can change a subscription's MRR: the revenue event log follows them.
+MRR_FIELDS = frozenset({"state", "plan_id", "currency_id", "company_id", "line_ids"})
 
 
 class SubscriptionSubscription(models.Model):
@@ -228,7 +230,7 @@ class SubscriptionSubscription(models.Model):
     def _compute_recurring_monthly(self):
         today = fields.Date.context_today(self)
         for sub in self:
-            if sub.state not in const.RUNNING_STATES or not sub.plan_id:
+            if sub.state not in const.BILLABLE_STATES or not sub.plan_id:  # 0 while suspended or ended
                 sub.recurring_monthly = 0.0
                 continue
             monthly = sub.amount_untaxed * sub.plan_id._monthly_factor()
@@ -419,7 +421,9 @@ class SubscriptionSubscription(models.Model):
                 # An end given by hand is the end, unless it is just the plan's own term end.
                 sub.is_end_scheduled = not sub.plan_id.term_value or sub.date_end != sub._term_end(sub.date_start)
         # Subscriptions created already running (import, demo, RPC) get their dates.
-        subs.filtered(lambda s: s.state in const.RUNNING_STATES)._init_running_dates()
+        running = subs.filtered(lambda s: s.state in const.RUNNING_STATES)
+        running._init_running_dates()
+        self.env["subscription.mrr.log"]._sync(running)
         return subs
 
     def write(self, vals):
@@ -440,6 +444,8 @@ class SubscriptionSubscription(models.Model):
                 super(SubscriptionSubscription, manual).write({"is_fiscal_position_manual": True})
             if self - manual:
                 super(SubscriptionSubscription, self - manual).write({"is_fiscal_position_manual": False})
+        if MRR_FIELDS.intersection(vals):
+            self.env["subscription.mrr.log"]._sync(self)
         return res
 
     def _prepare_hand_written_vals(self, vals):

@@ -121,11 +121,22 @@ class SubscriptionLine(models.Model):
     def create(self, vals_list):
         for vals in vals_list:
             self._check_amount_values(vals)
-        return super().create(vals_list)
+        lines = super().create(vals_list)
+        self.env["subscription.mrr.log"]._sync(lines.subscription_id)
+        return lines
 
     def write(self, vals):
         self._check_amount_values(vals)
-        return super().write(vals)
+        subs = self.subscription_id
+        res = super().write(vals)
+        self.env["subscription.mrr.log"]._sync(subs | self.subscription_id)
+        return res
+
+    def unlink(self):
+        subs = self.subscription_id
+        res = super().unlink()
+        self.env["subscription.mrr.log"]._sync(subs.exists())
+        return res
 
     @api.model
     def _check_amount_values(self, vals):

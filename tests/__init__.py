@@ -7,6 +7,7 @@ from . import test_sale_order
 from . import test_invoice_link
 from . import test_invoice_documents
 from . import test_what_users_see
+from . import test_mrr_log
 from . import test_autopay
 from . import test_stripe
 from . import test_portal
