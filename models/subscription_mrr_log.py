@@ -107,6 +107,16 @@ class SubscriptionMrrLog(models.Model):
         _logger.info("MRR log seeded for %s subscriptions", len(ids))
 
     @api.model
+    def _upgrade(self):
+        """Upgrading a database to the log: suspended subscriptions' stored MRR becomes 0 (it used to
+        count them), then the log is seeded (see ``_seed``)."""
+        Subscription = self.env["subscription.subscription"].sudo()
+        suspended = Subscription.search([("state", "=", "suspended")])
+        self.env.add_to_compute(Subscription._fields["recurring_monthly"], suspended)
+        suspended.flush_recordset(["recurring_monthly"])
+        self._seed()
+
+    @api.model
     def _check_invariant(self, subscriptions=None):
         """The subscriptions (default: all started ones) whose log does not add up to their current
         MRR, as ``{subscription: (logged, current)}`` (empty when all agree)."""

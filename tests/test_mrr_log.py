@@ -105,3 +105,18 @@ class TestMrrLog(AutopayCommon):
         self.assertFalse(Log._check_invariant(running | ended))
         Log._seed()
         self.assertEqual(len(self._events(running) | self._events(ended)), 3, "seeding twice adds nothing")
+
+    def test_upgrading_zeroes_the_mrr_of_suspended_subscriptions_then_seeds(self):
+        sub = self._create_subscription(date_start="2026-03-01")
+        sub.action_suspend(reason="pause")
+        Log = self.env["subscription.mrr.log"]
+        Log.search([("subscription_id", "=", sub.id)]).unlink()
+        # As a database from before this version holds it: MRR counted while suspended.
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE subscription_subscription SET recurring_monthly = 12 WHERE id = %s", [sub.id])
+        self.env.invalidate_all()
+        Log._upgrade()
+        self.assertEqual(sub.recurring_monthly, 0.0)
+        self.assertEqual(self._events(sub).mapped("event_type"), ["new", "churn"])
+        self.assertEqual(self._events(sub).mapped("churn_kind"), [False, "voluntary"])
+        self.assertFalse(Log._check_invariant(sub))

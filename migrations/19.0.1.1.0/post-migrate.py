@@ -1,4 +1,5 @@
-"""Upgrading to the revenue event log: seed it from today's subscriptions."""
+"""Upgrading to the revenue event log: no MRR while suspended, and the log seeded from today's
+subscriptions."""
 
 from odoo import SUPERUSER_ID, api
 
@@ -7,4 +8,4 @@ def migrate(cr, version):
     if not version:
         return
     env = api.Environment(cr, SUPERUSER_ID, {})
-    env["subscription.mrr.log"]._seed()
+    env["subscription.mrr.log"]._upgrade()
