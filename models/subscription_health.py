@@ -48,22 +48,6 @@ class SubscriptionSubscription(models.Model):
         compute="_compute_collection", string="Overdue invoices (names)", groups=const.SUBSCRIPTION_DETAIL_GROUPS,
         help="The overdue invoices as e-mail subjects name them: their numbers, or how many beyond three.",
     )
-    unpaid_invoice_ids = fields.Many2many(
-        "account.move", compute="_compute_collection", string="Unpaid invoices",
-        groups=const.SUBSCRIPTION_DETAIL_GROUPS,
-    )
-    overdue_since = fields.Date(
-        compute="_compute_collection", groups=const.SUBSCRIPTION_DETAIL_GROUPS,
-        help="Due date of the oldest invoice still unpaid past it.",
-    )
-    last_charge_id = fields.Many2one(
-        "subscription.charge", compute="_compute_collection", string="Last attempt",
-        groups=const.SUBSCRIPTION_DETAIL_GROUPS,
-    )
-    next_retry_date = fields.Date(
-        compute="_compute_collection", string="Next retry", groups=const.SUBSCRIPTION_DETAIL_GROUPS,
-        help="Next day autopay charges an unpaid invoice again.",
-    )
     grace_end_date = fields.Date(
         compute="_compute_collection", string="Suspended on", groups=const.SUBSCRIPTION_DETAIL_GROUPS,
         help="Day a manual payer's subscription is suspended if the overdue invoice is still unpaid.",
@@ -94,26 +78,23 @@ class SubscriptionSubscription(models.Model):
             values = data.get(sub) or {}
             sub.amount_due = values.get("amount_due", 0.0)
             sub.amount_overdue = values.get("amount_overdue", 0.0)
-            sub.unpaid_invoice_ids = values.get("unpaid", self.env["account.move"])
             sub.overdue_invoice_ids = values.get("overdue", self.env["account.move"])
             overdue = sub.overdue_invoice_ids
             sub.overdue_invoices_label = ", ".join(overdue.mapped("name")) if len(overdue) <= 3 else self.env._(
                 "%(count)s invoices", count=len(overdue))
-            sub.overdue_since = values.get("overdue_since", False)
-            sub.last_charge_id = values.get("last_charge", False)
-            sub.next_retry_date = values.get("next_retry", False)
             sub.grace_end_date = values.get("grace_end", False)
             sub.health_summary, sub.health_next_step = sub._health_texts(values)
 
     # === BUSINESS METHODS === #
 
     def _collection_data(self):
-        """What each subscription owes and how its collection stands, in three queries.
+        """What each subscription owes and how its collection stands, in three queries whatever the
+        number of subscriptions (lists, the contact's tab, the collections view).
 
         :return: ``{subscription: {"unpaid": invoices, "overdue": invoices, "amount_due": float,
             "amount_overdue": float, "overdue_since": date, "last_charge": charge, "failed": bool,
-            "next_retry": date, "grace_end": date}}`` for subscriptions with something unpaid or a
-            charge; amounts in the subscription's currency
+            "failed_since": date, "next_retry": date, "grace_end": date}}`` for subscriptions with
+            something unpaid or a charge; amounts in the subscription's currency
         """
         subs = self.filtered("id")
         if not subs:
@@ -121,11 +102,12 @@ class SubscriptionSubscription(models.Model):
         Move = self.env["account.move"].sudo()
         unpaid = Move.search(Move._subscription_open_domain() & Domain("subscription_id", "in", subs.ids),
                              order="invoice_date_due, id")
-        charges = self.env["subscription.charge"].sudo().search(
-            [("subscription_id", "in", subs.ids)], order="id desc")
-        last_charge = {}
-        for charge in charges:
-            last_charge.setdefault(charge.subscription_id, charge)
+        Charge = self.env["subscription.charge"].sudo()
+        last_charge = {sub: Charge.browse(last_id) for sub, last_id in Charge._read_group(
+            [("subscription_id", "in", subs.ids)], ["subscription_id"], ["id:max"])}
+        # The failure episode started with the first failed attempt on a still unpaid invoice.
+        first_failure = dict(Charge._read_group(
+            [("invoice_id", "in", unpaid.ids), ("state", "=", "failed")], ["subscription_id"], ["date_attempt:min"]))
         by_sub = defaultdict(lambda: Move.browse())
         for move in unpaid:
             by_sub[move.subscription_id] |= move
@@ -152,6 +134,8 @@ class SubscriptionSubscription(models.Model):
                 "last_charge": charge and charge.with_env(self.env),
                 # The last attempt on a still unpaid invoice failed (a paid invoice's old failure is history).
                 "failed": bool(charge and charge.state == "failed" and charge.invoice_id in invoices),
+                "failed_since": first_failure.get(sub_sudo) and fields.Datetime.context_timestamp(
+                    self, first_failure[sub_sudo]).date(),
                 "next_retry": min(retry_dates) if retry_dates and sub_sudo.payment_token_id else False,
                 "grace_end": grace_end,
                 "today": today,
@@ -193,7 +177,7 @@ class SubscriptionSubscription(models.Model):
                 step = self.env._("Register the payment (the subscription is active again once paid)")
         elif values.get("failed"):
             parts.append(self.env._("Payment failed since %(date)s",
-                           date=format_date(self.env, self._first_failure_date(charge, unpaid))))
+                           date=format_date(self.env, values.get("failed_since"))))
             step = (self.env._("Ask the customer to update their payment method, or retry now") if with_amounts
                     else self.env._("The customer updates their payment method or pays in the portal"))
         elif values.get("overdue_since"):
@@ -221,12 +205,6 @@ class SubscriptionSubscription(models.Model):
         elif values.get("failed") and sub.payment_token_id:
             parts.append(self.env._("no retry left"))
         return " · ".join(p for p in parts if p), step
-
-    def _first_failure_date(self, charge, unpaid):
-        """Day the first failed attempt of the still unpaid invoices was made (the episode's start)."""
-        failed = self.sudo().charge_ids.filtered(lambda c: c.state == "failed" and c.invoice_id in unpaid)
-        first = min(failed.mapped("date_attempt")) if failed else charge.date_attempt
-        return fields.Datetime.context_timestamp(self, first).date() if first else False
 
     def _customer_standing(self):
         """The standing in the customer's words for the portal, or ``""`` when all is well:

@@ -116,29 +116,6 @@ class TestInvoiceDocuments(AutopayCommon):
         self.assertFalse(invoice.invoice_pdf_report_id)
         self.assertFalse(self._invoice_mails(invoice))
 
-    @freeze_time("2026-02-01")
-    def test_real_pdfs_rendered_in_one_batch_are_split_per_invoice(self):
-        """With the real wkhtmltopdf (not the tests' HTML stand-in): each invoice gets its own PDF,
-        its own number on it, and no pro-forma title."""
-        if not _wkhtmltopdf_renders_batches():
-            self.fail("./dev setup installs a patched-Qt wkhtmltopdf; Odoo found another one")
-        subs = self._create_many_subscriptions(3, date_start="2026-02-01")
-        self._run_billing()
-        invoices = subs.invoice_ids
-        self.env["account.move"].with_context(force_report_rendering=True).browse(
-            invoices.ids)._subscription_send_documents()
-        for invoice in invoices:
-            raw = invoice.invoice_pdf_report_id.raw
-            self.assertTrue(raw.startswith(b"%PDF"))
-            reader = PdfFileReader(io.BytesIO(raw))
-            text = "".join(page.extract_text() for page in reader.pages)
-            self.assertIn(invoice.name, text)
-            self.assertIn(invoice.partner_id.name, text)
-            self.assertNotIn("Proforma", text)
-            for other in invoices - invoice:
-                self.assertNotIn(other.name, text)
-
-
 @tagged("post_install", "-at_install")
 class TestPortalRealInvoice(PortalCommon):
 
@@ -155,6 +132,39 @@ class TestPortalRealInvoice(PortalCommon):
         self.assertIn(invoice.name, page.text)
         download = self._page(f"/my/invoices/{invoice.id}?report_type=pdf&download=true")
         self.assertEqual(download.content, invoice.invoice_pdf_report_id.raw)
+
+
+    @freeze_time("2026-02-01")
+    def test_real_pdfs_rendered_in_one_batch_are_split_per_invoice(self):
+        """With the real wkhtmltopdf (not the tests' HTML stand-in), served its layout's styles by the
+        test's web server as in production: one call renders the batch, each invoice gets its own
+        PDF, its own number on it, and no pro-forma title."""
+        if not _wkhtmltopdf_renders_batches():
+            self.fail("./dev setup installs a patched-Qt wkhtmltopdf; Odoo found another one")
+        subs = self._create_many_subscriptions(3, date_start="2026-02-01")
+        self._run_billing()
+        invoices = subs.invoice_ids
+        Report = type(self.env["ir.actions.report"])
+        original, calls = Report._run_wkhtmltopdf, []
+
+        def counted(report, bodies, *args, **kwargs):
+            calls.append(len(bodies))
+            return original(report, bodies, *args, **kwargs)
+
+        with patch.object(Report, "_run_wkhtmltopdf", counted):
+            self.env["account.move"].with_context(force_report_rendering=True).browse(
+                invoices.ids)._subscription_send_documents()
+        self.assertEqual(calls, [3], "the three invoices rendered in one wkhtmltopdf call")
+        for invoice in invoices:
+            raw = invoice.invoice_pdf_report_id.raw
+            self.assertTrue(raw.startswith(b"%PDF"))
+            reader = PdfFileReader(io.BytesIO(raw))
+            text = "".join(page.extract_text() for page in reader.pages)
+            self.assertIn(invoice.name, text)
+            self.assertIn(invoice.partner_id.name, text)
+            self.assertNotIn("Proforma", text)
+            for other in invoices - invoice:
+                self.assertNotIn(other.name, text)
 
 
 @tagged("post_install", "-at_install")
