@@ -1,6 +1,6 @@
 {
     "name": "Subscription Billing",
-    "version": "19.0.1.1.0",
+    "version": "19.0.1.2.0",
     "summary": "Recurring invoices, subscription plans, autopay and a live status overview",
     "category": "Sales/Subscriptions",
     "author": "subscription_billing contributors",
@@ -39,14 +39,20 @@
         "wizards/subscription_close_wizard_views.xml",
         "wizards/subscription_enroll_wizard_views.xml",
         "wizards/subscription_lifecycle_wizards_views.xml",
+        "wizards/subscription_billing_preview_views.xml",
         "report/subscription_collection_views.xml",
+        "report/subscription_cohort_views.xml",
         "views/subscription_mrr_log_views.xml",
+        "views/subscription_overview_views.xml",
         "views/subscription_menus.xml",
     ],
     "demo": [
         "demo/subscription_demo.xml",
     ],
     "assets": {
+        "web.assets_backend": [
+            "subscription_billing/static/src/overview/**/*",
+        ],
         "web.assets_tests": [
             "subscription_billing/static/tests/tours/**/*",
         ],

@@ -1,4 +1,10 @@
+import random
+
+from dateutil.relativedelta import relativedelta
+
 from odoo import api, models
+
+from ..utils import add_period
 
 
 class SubscriptionDemo(models.AbstractModel):
@@ -83,3 +89,76 @@ class SubscriptionDemo(models.AbstractModel):
     def _close(self, sub_ids, reason_id, note=False):
         subs = self.env["subscription.subscription"].browse(sub_ids)
         subs._action_close("cancelled", self.env["subscription.close.reason"].browse(reason_id), note)
+
+    @api.model
+    def _history(self, partner_count=90, seed=2026):
+        """A year of subscribers for the Overview: ``partner_count`` readers who subscribed over the
+        last twelve months, migrated from the previous billing system (already billed up to this
+        period: their next invoice is the next period). Their changes are logged on the day they
+        happened (upgrades, downgrades, closures with reasons, suspensions for non-payment, some
+        reactivated), so the MRR chart, movements, churn and cohorts tell a living story."""
+        rng = random.Random(seed)
+        Subscription = self.env["subscription.subscription"]
+        today = self.env.company._subscription_today()
+        plans = [self.env.ref("subscription_billing.plan_monthly")] * 5 + [
+            self.env.ref("subscription_billing.plan_quarterly")] * 2 + [self.env.ref("subscription_billing.plan_yearly")] * 3
+        product = self.env.ref("subscription_billing.product_trendhouse")
+        reasons = [self.env.ref(xmlid) for xmlid in (
+            "subscription_billing.close_reason_too_expensive", "subscription_billing.close_reason_customer_request",
+            "subscription_billing.close_reason_other")]
+        countries = [self.env.ref(f"base.{code}") for code in ("us", "be", "fr", "de", "nl", "es")]
+        first_names = ["Ada", "Ben", "Cleo", "Dan", "Eva", "Finn", "Gia", "Hal", "Ines", "Jon", "Kai", "Lena",
+                       "Milo", "Nora", "Otto", "Pia", "Quin", "Rosa", "Sam", "Tess"]
+        last_names = ["Archer", "Baker", "Costa", "Dumont", "Ekdahl", "Fischer", "Gallo", "Horvat", "Ivanova"]
+        partners = self.env["res.partner"].create([{
+            "name": f"{rng.choice(first_names)} {rng.choice(last_names)}",
+            "email": f"reader{i:03d}@example.com",
+            "country_id": rng.choice(countries).id,
+        } for i in range(partner_count)])
+        salespeople = self.env.ref("base.user_admin") | self.env.ref("base.user_demo", raise_if_not_found=False)
+        for partner in partners:
+            months_ago = rng.randint(1, 12)
+            start = today - relativedelta(months=months_ago, days=rng.randint(0, 27))
+            quantity = 2 if rng.random() < 0.15 else 1
+            sub = Subscription.create({
+                "partner_id": partner.id, "plan_id": rng.choice(plans).id, "user_id": rng.choice(salespeople).id,
+                "date_start": start, "state": "active",
+                "line_ids": [(0, 0, {"product_id": product.id, "quantity": quantity})],
+            })
+            plan = sub.plan_id
+            next_period = start
+            while next_period <= today:
+                next_period = add_period(next_period, plan.billing_period_value, plan.billing_period_unit,
+                                         anchor_day=start.day)
+            sub.with_context(subscription_term_write=True).write({"next_invoice_date": next_period})
+            day = start + relativedelta(days=rng.randint(20, max(21, (today - start).days - 1)))
+            if day >= today:
+                continue
+            sub = sub.with_context(subscription_event_date=day)
+            roll = rng.random()
+            if roll < 0.15:  # the reader added a gift subscription
+                sub.line_ids[:1].quantity += 1
+            elif roll < 0.22 and quantity > 1:
+                sub.line_ids[:1].quantity = 1
+            elif roll < 0.38:
+                sub._action_close("cancelled", rng.choice(reasons), date_closed=day)
+            elif roll < 0.48:
+                sub._update_state("suspended", vals={"suspension_cause": "overdue"})
+                sub.with_context(subscription_term_write=True).write({"date_suspended": day})
+                back = day + relativedelta(days=rng.randint(5, 40))
+                if rng.random() < 0.5 and back < today:
+                    sub.with_context(subscription_event_date=back)._update_state("active")
+                elif rng.random() < 0.5:
+                    sub.with_context(subscription_event_date=back if back < today else today)._action_close(
+                        "cancelled", self.env.ref("subscription_billing.close_reason_payment_failure"),
+                        date_closed=back if back < today else today)
+        return partners
+
+    @api.model
+    def _recovered(self, sub_ids):
+        """Dunning that worked: these subscriptions' autopay card was declined on their unpaid invoice
+        (retry scheduled), then the customer paid it and saved a working card."""
+        self._autopay_fails(sub_ids, "error")
+        subs = self.env["subscription.subscription"].browse(sub_ids)
+        self._settle(sub_ids)
+        subs.payment_token_id.write({"demo_simulated_state": "done"})

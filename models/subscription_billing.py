@@ -209,14 +209,16 @@ class SubscriptionSubscription(models.Model):
         return Domain("state", "in", const.BILLABLE_STATES) & self.env["res.company"]._subscription_per_company(due)
 
     @api.model
-    def _ended_domain(self):
+    def _ended_domain(self, today=None):
         """Running subscriptions past an end that does not renew: they close (after the billing
-        day invoiced their periods up to the end; one whose billing failed today waits)."""
+        day invoiced their periods up to the end; one whose billing failed today waits).
+        ``today`` forces one day for every company."""
         not_renewing = (Domain("is_end_scheduled", "=", True) | Domain("auto_renew", "=", False)
                         | Domain("plan_id.term_value", "=", 0))
         return (
             Domain("state", "in", const.RUNNING_STATES) & Domain("date_end", "!=", False) & not_renewing
-            & self.env["res.company"]._subscription_per_company(lambda _c, today: Domain("date_end", "<", today))
+            & self.env["res.company"]._subscription_per_company(
+                lambda _c, company_today: Domain("date_end", "<", today or company_today))
             & (Domain("state", "=", "suspended") | Domain("billing_failed_on", "=", False))
         )
 

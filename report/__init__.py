@@ -1,1 +1,2 @@
 from . import subscription_collection
+from . import subscription_cohort

@@ -5,3 +5,4 @@ from . import subscription_enroll_wizard
 from . import subscription_reinvoice_wizard
 from . import subscription_renew_wizard
 from . import subscription_suspend_wizard
+from . import subscription_billing_preview
