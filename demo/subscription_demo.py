@@ -100,8 +100,9 @@ class SubscriptionDemo(models.AbstractModel):
         rng = random.Random(seed)
         Subscription = self.env["subscription.subscription"]
         today = self.env.company._subscription_today()
-        plans = [self.env.ref("subscription_billing.plan_monthly")] * 5 + [
-            self.env.ref("subscription_billing.plan_quarterly")] * 2 + [self.env.ref("subscription_billing.plan_yearly")] * 3
+        plans = ([self.env.ref("subscription_billing.plan_monthly")] * 5
+                 + [self.env.ref("subscription_billing.plan_quarterly")] * 2
+                 + [self.env.ref("subscription_billing.plan_yearly")] * 3)
         product = self.env.ref("subscription_billing.product_trendhouse")
         reasons = [self.env.ref(xmlid) for xmlid in (
             "subscription_billing.close_reason_too_expensive", "subscription_billing.close_reason_customer_request",
@@ -149,9 +150,9 @@ class SubscriptionDemo(models.AbstractModel):
                 if rng.random() < 0.5 and back < today:
                     sub.with_context(subscription_event_date=back)._update_state("active")
                 elif rng.random() < 0.5:
-                    sub.with_context(subscription_event_date=back if back < today else today)._action_close(
+                    sub.with_context(subscription_event_date=min(today, back))._action_close(
                         "cancelled", self.env.ref("subscription_billing.close_reason_payment_failure"),
-                        date_closed=back if back < today else today)
+                        date_closed=min(today, back))
         return partners
 
     @api.model

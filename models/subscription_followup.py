@@ -58,7 +58,8 @@ class SubscriptionSubscription(models.Model):
         no_email = subs.filtered(lambda s: not s.partner_id.email)
         failed_charges = self.env["subscription.charge"].sudo().search([
             ("subscription_id", "in", (subs - no_email).ids), ("state", "=", "failed"),
-            ("is_latest_attempt", "=", True), ("invoice_id.payment_state", "not in", ("paid", "in_payment", "reversed")),
+            ("is_latest_attempt", "=", True),
+            ("invoice_id.payment_state", "not in", ("paid", "in_payment", "reversed")),
         ])
         failed = failed_charges.subscription_id
         overdue = (subs - no_email - failed).filtered(lambda s: s.overdue_invoice_ids)

@@ -180,8 +180,9 @@ class SubscriptionMrrLog(models.Model):
         """
         wrong = self._check_invariant()
         if wrong:
+            shown = list(wrong.items())[:50]
             _logger.error("MRR log does not add up for %s subscription(s): %s", len(wrong), ", ".join(
-                f"{sub.name} (logged {logged}, current {current})" for sub, (logged, current) in list(wrong.items())[:50]))
+                f"{sub.name} (logged {logged}, current {current})" for sub, (logged, current) in shown))
             for sub, (logged, current) in list(wrong.items())[:INVARIANT_NOTES]:
                 sub.message_post(body=self.env._(
                     "The MRR log of this subscription adds up to %(logged)s while its MRR is %(current)s: a change "

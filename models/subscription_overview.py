@@ -230,7 +230,8 @@ class SubscriptionSubscription(models.Model):
                                      ("next_retry_date", "!=", False)])],
              self.env._("The last autopay charge of an invoice failed and a retry is scheduled.")),
             ("suspended", self.env._("Suspended"), Subscription, [("state", "=", "suspended")],
-             self.env._("Not billed until paid or reactivated: after failed payments, an unpaid invoice, or by staff.")),
+             self.env._("Not billed until paid or reactivated: after failed payments, "
+                        "an unpaid invoice, or by staff.")),
             ("overdue_manual", self.env._("Overdue manual payers"), Subscription,
              [("has_overdue_invoice", "=", True), ("payment_token_id", "=", False)],
              self.env._("Subscriptions without autopay with an invoice past its due date.")),

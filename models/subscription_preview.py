@@ -104,7 +104,8 @@ class SubscriptionSubscription(models.Model):
                         problems[sub].append(self.env._(
                             "The product %(product)s has no income account in %(company)s.",
                             product=product.display_name, company=company.name))
-                    foreign = line.tax_ids.filtered(lambda tax: tax.company_id not in company.parent_ids)
+                    parents = company.parent_ids
+                    foreign = line.tax_ids.filtered(lambda tax, parents=parents: tax.company_id not in parents)
                     if foreign:
                         problems[sub].append(self.env._(
                             "The taxes %(taxes)s of %(product)s belong to another company: set the taxes of "

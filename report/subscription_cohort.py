@@ -43,7 +43,8 @@ class SubscriptionCohort(models.Model):
             SELECT s.id * %(width)s + k AS id, s.id AS subscription_id, s.commercial_partner_id AS partner_id,
                    s.user_id, s.team_id, s.company_id, s.plan_id, s.date_start,
                    LPAD(k::text, 2, '0') AS months,
-                   (e.ended_on IS NULL OR e.ended_on > (s.date_start + make_interval(months => k))::date) AS is_retained,
+                   (e.ended_on IS NULL
+                    OR e.ended_on > (s.date_start + make_interval(months => k))::date) AS is_retained,
                    CASE WHEN e.ended_on IS NULL OR e.ended_on > (s.date_start + make_interval(months => k))::date
                         THEN 100.0 ELSE 0.0 END AS retained
               FROM subscription_subscription s

@@ -153,14 +153,14 @@ class TestOverview(AutopayCommon):
         manager = new_test_user(self.env, login="ov_manager", company_ids=[Command.set((self.company | company_b).ids)],
                                 groups="base.group_user,subscription_billing.group_subscription_viewer")
         as_manager = self.env(user=manager)
-        only_a = self._kpis(self._overview(as_manager(context=dict(allowed_company_ids=[self.company.id]))))
+        only_a = self._kpis(self._overview(as_manager(context={"allowed_company_ids": [self.company.id]})))
         self.assertAlmostEqual(only_a["mrr"]["value"], 76.67, places=2, msg="company B's subscription is left out")
-        both = self._kpis(self._overview(as_manager(context=dict(allowed_company_ids=[self.company.id, company_b.id]))))
+        both = self._kpis(self._overview(as_manager(context={"allowed_company_ids": [self.company.id, company_b.id]})))
         self.assertAlmostEqual(both["mrr"]["value"], 76.67 + 10.0, places=2,
                                msg="B's 20.00 converted at 2 per unit into the current company's currency")
         self.assertAlmostEqual(both["new"]["value"], 12.0 + 10.0, places=2)
         self.assertEqual(both["customers"]["value"], 6, "Ada Reader pays company B")
-        only_b = self._overview(as_manager(context=dict(allowed_company_ids=[company_b.id])))
+        only_b = self._overview(as_manager(context={"allowed_company_ids": [company_b.id]}))
         self.assertEqual(only_b["currency"]["id"], self.other_currency.id)
         self.assertEqual(self._kpis(only_b)["mrr"]["value"], 20.0)
         self.assertEqual(self._kpis(only_b)["new"]["value"], 20.0)
@@ -185,12 +185,14 @@ class TestOverview(AutopayCommon):
         self.assertEqual(self._overview()["recovery"]["last_month"]["episodes"], 0)
 
     def test_roles(self):
-        viewer = new_test_user(self.env, login="ov_viewer", groups="base.group_user,subscription_billing.group_subscription_viewer")
+        viewer = new_test_user(self.env, login="ov_viewer",
+                               groups="base.group_user,subscription_billing.group_subscription_viewer")
         data = self._overview(self.env(user=viewer))
         self.assertEqual(self._kpis(data)["mrr"]["value"], self._kpis(self._overview())["mrr"]["value"],
                          "the read-only role sees the whole company's figures")
         # a salesperson who sees only their own subscriptions gets their own figures
-        own = new_test_user(self.env, login="ov_own", groups="base.group_user,subscription_billing.group_subscription_user")
+        own = new_test_user(self.env, login="ov_own",
+                            groups="base.group_user,subscription_billing.group_subscription_user")
         self.sub_a.user_id = own
         mine = self._kpis(self._overview(self.env(user=own)))
         self.assertAlmostEqual(mine["mrr"]["value"], 24.0, places=2, msg="A (×2); every other has a salesperson")

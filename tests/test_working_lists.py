@@ -1,5 +1,6 @@
 from datetime import date
 
+from odoo.exceptions import AccessError
 from odoo.fields import Command
 from odoo.tests import Form, freeze_time, new_test_user, tagged
 from odoo.tools import mute_logger
@@ -20,7 +21,7 @@ class TestBillingPreview(AutopayCommon):
         self.env.flush_all()
         counts = {}
         for table in COUNTED_TABLES:
-            self.env.cr.execute(f"SELECT count(*), COALESCE(max(write_date), '1970-01-01') FROM {table}")  # noqa: S608
+            self.env.cr.execute(f"SELECT count(*), COALESCE(max(write_date), '1970-01-01') FROM {table}")
             counts[table] = self.env.cr.fetchone()
         return counts
 
@@ -140,9 +141,9 @@ class TestFollowUp(AutopayCommon):
         viewer = new_test_user(self.env, login="fu_viewer",
                                groups="base.group_user,subscription_billing.group_subscription_viewer")
         sub = self._create_subscription(date_start="2026-05-01")
-        with self.assertRaises(Exception), mute_logger("odoo.models"):
+        with self.assertRaises(AccessError), mute_logger("odoo.models"):
             sub.with_user(viewer).action_schedule_follow_up()
-        with self.assertRaises(Exception), mute_logger("odoo.models"):
+        with self.assertRaises(AccessError), mute_logger("odoo.models"):
             sub.with_user(viewer).action_send_follow_up_reminder()
 
 
