@@ -12,6 +12,10 @@ import sys
 from playwright.sync_api import sync_playwright
 
 PAGES = [
+    ("overview", "/odoo/action-subscription_billing.subscription_overview_action"),
+    ("cohort", "/odoo/action-subscription_billing.subscription_cohort_action"),
+    ("churn", "/odoo/action-subscription_billing.subscription_mrr_log_action_churn"),
+    ("billing_preview", "/odoo/action-subscription_billing.subscription_billing_preview_action"),
     ("kanban", "/odoo/action-subscription_billing.subscription_action"),
     ("list", "/odoo/action-subscription_billing.subscription_action?view_type=list"),
     ("pivot", "/odoo/action-subscription_billing.subscription_action?view_type=pivot"),
@@ -36,9 +40,19 @@ def main(base, out):
         page.click("button[type=submit]")
         page.wait_for_url("**/odoo**")
         for name, path in PAGES:
+            # The Overview scrolls inside Odoo's action area: a taller window shows all of it.
+            page.set_viewport_size({"width": 1440, "height": 1350 if name == "overview" else 900})
             page.goto(base + path)
             page.wait_for_timeout(2500)
             page.screenshot(path=f"{out}/{name}.png")
+        page.set_viewport_size({"width": 1440, "height": 900})
+        # The Overview on a phone.
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        phone.context.add_cookies(page.context.cookies())
+        phone.goto(base + PAGES[0][1])
+        phone.wait_for_timeout(3000)
+        phone.screenshot(path=f"{out}/overview_phone.png")
+        phone.close()
         # A subscription form: the one whose payment failed (banner: why, how much, what next).
         page.goto(base + "/odoo/action-subscription_billing.subscription_action?view_type=list")
         page.wait_for_timeout(2000)
