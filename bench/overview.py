@@ -99,27 +99,7 @@ def populate(conf, db, n):
             vals.append({"partner_id": partner.id, "plan_id": plan.id, "date_start": start, "state": "active",
                          "line_ids": [Command.create({"product_id": product.id, "quantity": 1})]})
         subs = Subscription.create(vals)
-        for sub, val in zip(subs, vals, strict=True):
-            if val.get("payment_token_id"):
-                continue
-            per_mille = rng.randrange(1000)
-            day = sub.date_start + relativedelta(days=rng.randint(1, max(1, (today - sub.date_start).days)))
-            if day >= today:
-                continue
-            if per_mille < CLOSED:
-                events.append((day, "close", sub.id))
-            elif per_mille < CLOSED + UPGRADED:
-                events.append((day, "upgrade", sub.id))
-            elif per_mille < CLOSED + UPGRADED + DOWNGRADED:
-                events.append((day, "upgrade", sub.id))
-                later = day + relativedelta(days=rng.randint(1, 60))
-                if later < today:
-                    events.append((later, "downgrade", sub.id))
-            elif per_mille < CLOSED + UPGRADED + DOWNGRADED + SUSPENDED:
-                events.append((day, "suspend", sub.id))
-                back = day + relativedelta(days=rng.randint(5, 40))
-                if per_mille % 2 and back < today:
-                    events.append((back, "reactivate", sub.id))
+        events += _year_of_events(subs.filtered(lambda s: not s.payment_token_id), rng, today)
         # Migrated from the previous system: billed up to the current period.
         ids, dates = [], []
         for sub in subs.filtered(lambda s: s.date_start < today):
@@ -135,7 +115,47 @@ def populate(conf, db, n):
         """, [ids, dates])
         cr.commit()
         env.invalidate_all()
-    # The year's changes, day by day, each day's changes set-based where the addon allows it.
+    _apply_events(env, Subscription, events, reasons)
+    cr.commit()
+    env.invalidate_all()
+    # Today's billing day and autopay run for the 2 % on autopay.
+    print(f"history built in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    env["subscription.subscription"]._cron_generate_invoices()
+    cr.commit()
+    env["subscription.charge"]._cron_charge_autopay()
+    cr.commit()
+    cr.close()
+
+
+def _year_of_events(subs, rng, today):
+    """``[(day, kind, subscription id)]``: what happens to these subscriptions during their year."""
+    from dateutil.relativedelta import relativedelta
+
+    events = []
+    for sub in subs:
+        per_mille = rng.randrange(1000)
+        day = sub.date_start + relativedelta(days=rng.randint(1, max(1, (today - sub.date_start).days)))
+        if day >= today:
+            continue
+        if per_mille < CLOSED:
+            events.append((day, "close", sub.id))
+        elif per_mille < CLOSED + UPGRADED:
+            events.append((day, "upgrade", sub.id))
+        elif per_mille < CLOSED + UPGRADED + DOWNGRADED:
+            events.append((day, "upgrade", sub.id))
+            later = day + relativedelta(days=rng.randint(1, 60))
+            if later < today:
+                events.append((later, "downgrade", sub.id))
+        elif per_mille < CLOSED + UPGRADED + DOWNGRADED + SUSPENDED:
+            events.append((day, "suspend", sub.id))
+            back = day + relativedelta(days=rng.randint(5, 40))
+            if per_mille % 2 and back < today:
+                events.append((back, "reactivate", sub.id))
+    return events
+
+
+def _apply_events(env, Subscription, events, reasons):
+    """The year's changes, day by day, each day's changes set-based where the addon allows it."""
     by_day = {}
     for day, kind, sub_id in events:
         by_day.setdefault((day, kind), []).append(sub_id)
@@ -154,17 +174,8 @@ def populate(conf, db, n):
         elif kind == "reactivate":
             subs._update_state("active")
         if len(by_day) > 200 and day.day == 1:
-            cr.commit()
+            env.cr.commit()
             env.invalidate_all()
-    cr.commit()
-    env.invalidate_all()
-    # Today's billing day and autopay run for the 2 % on autopay.
-    print(f"history built in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    env["subscription.subscription"]._cron_generate_invoices()
-    cr.commit()
-    env["subscription.charge"]._cron_charge_autopay()
-    cr.commit()
-    cr.close()
 
 
 def measure(conf, db):
