@@ -65,11 +65,12 @@ SUBSCRIPTION_STATES = [
     ("active", "Active"),
     ("past_due", "Past Due"),
     ("suspended", "Suspended"),
+    ("paused", "Paused"),
     ("expired", "Expired"),
     ("cancelled", "Cancelled"),
 ]
 # A customer relationship exists (billed or not).
-RUNNING_STATES = ("active", "past_due", "suspended")
+RUNNING_STATES = ("active", "past_due", "suspended", "paused")
 # The billing day creates invoices and autopay charges them.
 BILLABLE_STATES = ("active", "past_due")
 CLOSED_STATES = ("expired", "cancelled")
@@ -77,13 +78,15 @@ CLOSED_STATES = ("expired", "cancelled")
 # The state diagram (drawn in the README): target state -> the states it can be reached from.
 # subscription._update_state() is the only way a state changes.
 STATE_TRANSITIONS = {
-    # started; reactivated by staff or by payment; an expired subscription renewed
-    "active": ("draft", "past_due", "suspended", "expired"),
+    # started; reactivated by staff or by payment; resumed after a pause; an expired subscription renewed
+    "active": ("draft", "past_due", "suspended", "paused", "expired"),
     # a charge failed and will be retried, or a manual payer's invoice is overdue; a suspended
     # subscription whose customer saved a new payment method waits for its charge
     "past_due": ("active", "suspended"),
     # by staff, after a permanent failure, exhausted retries or the grace period
     "suspended": ("active", "past_due"),
+    # paused by staff or the customer (where the plan allows): no invoices until resumed
+    "paused": ("active",),
     # the term ended without renewal
     "expired": RUNNING_STATES,
     # closed by staff or the customer, also before it started

@@ -38,6 +38,7 @@ class SubscriptionPortal(PaymentPortal):
                           "domain": [("state", "in", ("past_due", "suspended"))]},
             "past_due": {"label": request.env._("Past due"), "domain": [("state", "=", "past_due")]},
             "suspended": {"label": request.env._("Suspended"), "domain": [("state", "=", "suspended")]},
+            "paused": {"label": request.env._("Paused"), "domain": [("state", "=", "paused")]},
             "closed": {"label": request.env._("Ended"), "domain": [("state", "in", ("expired", "cancelled"))]},
         }
 
@@ -227,6 +228,38 @@ class SubscriptionPortal(PaymentPortal):
             author, by_customer = self._subscription_actor(sub)
             sub._disable_autopay(author=author, by_customer=by_customer)
         return request.redirect(sub.get_portal_url(query_string="&message=autopay_off"))
+
+    # === PAUSE ROUTES === #
+
+    @http.route("/my/subscriptions/<int:sub_id>/pause", type="http", auth="public", methods=["POST"],
+                website=True)
+    def portal_subscription_pause(self, sub_id, access_token=None, date_resume=None, **kwargs):
+        """Pause the subscription from today until ``date_resume`` (empty: until resumed, or the plan's
+        longest pause), where its plan lets customers pause. A date the plan refuses brings the page
+        back with the reason; nothing changes."""
+        sub = self._subscription_get(sub_id, access_token, act=True)
+        if not sub.plan_id.customer_can_pause or sub.state != "active":
+            raise Forbidden()
+        author, _by_customer = self._subscription_actor(sub)
+        try:
+            sub._pause(date_resume or None, author=author)
+        except (UserError, ValidationError):
+            request.env.cr.rollback()
+            return request.redirect(sub.get_portal_url(query_string="&message=pause_refused", anchor="pause"))
+        return request.redirect(sub.get_portal_url(query_string="&message=paused"))
+
+    @http.route("/my/subscriptions/<int:sub_id>/resume", type="http", auth="public", methods=["POST"],
+                website=True)
+    def portal_subscription_resume(self, sub_id, access_token=None, **kwargs):
+        """Resume the paused subscription today, where its plan lets customers pause."""
+        sub = self._subscription_get(sub_id, access_token, act=True)
+        if not sub.plan_id.customer_can_pause or sub.state != "paused":
+            raise Forbidden()
+        author, _by_customer = self._subscription_actor(sub)
+        sub._resume_by_customer(author)
+        return request.redirect(sub.get_portal_url(query_string="&message=resumed"))
+
+    # === RENEWAL ROUTES === #
 
     @http.route("/my/subscriptions/<int:sub_id>/renewal/stop", type="http", auth="public", methods=["POST"],
                 website=True)

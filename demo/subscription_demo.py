@@ -143,7 +143,12 @@ class SubscriptionDemo(models.AbstractModel):
                 sub.line_ids[:1].quantity = 1
             elif roll < 0.38:
                 sub._action_close("cancelled", rng.choice(reasons), date_closed=day)
-            elif roll < 0.48:
+            elif roll < 0.44:  # paused for the holidays, most of them back since
+                resume = day + relativedelta(days=rng.randint(14, 60))
+                sub._update_state("paused", vals={"date_paused": day, "date_resume": resume})
+                if resume < today:
+                    sub.with_context(subscription_event_date=resume)._resume(resume, "Resumed on the planned day.")
+            elif roll < 0.52:
                 sub._update_state("suspended", vals={"suspension_cause": "overdue"})
                 sub.with_context(subscription_term_write=True).write({"date_suspended": day})
                 back = day + relativedelta(days=rng.randint(5, 40))

@@ -6,6 +6,7 @@ from . import subscription
 from . import subscription_billing
 from . import subscription_autopay
 from . import subscription_dunning
+from . import subscription_pause
 from . import subscription_health
 from . import subscription_mrr_log
 from . import subscription_overview

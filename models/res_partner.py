@@ -3,12 +3,15 @@ from markupsafe import Markup
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+from .. import const
+
 # Best standing first: a partner's status is the best one among its subscriptions.
-STATUS_RANK = ["active", "past_due", "suspended", "expired"]
+STATUS_RANK = ["active", "past_due", "paused", "suspended", "expired"]
 STATE_TO_STATUS = {
     "active": "active",
     "past_due": "past_due",
     "suspended": "suspended",
+    "paused": "paused",
     "expired": "expired",
     "cancelled": "expired",
 }
@@ -29,7 +32,7 @@ class ResPartner(models.Model):
     )
     subscription_status = fields.Selection(
         [("none", "No subscription"), ("active", "Active"), ("past_due", "Past due"),
-         ("suspended", "Suspended"), ("expired", "Expired")],
+         ("paused", "Paused"), ("suspended", "Suspended"), ("expired", "Expired")],
         compute="_compute_subscription_ids", search="_search_subscription_status",
         string="Subscription status",
         help="The best standing among the subscriptions of this customer's company: "
@@ -68,7 +71,7 @@ class ResPartner(models.Model):
         status = self._subscription_status_by_commercial(commercial.ids)
         states = dict(Subscription._fields["state"]._description_selection(self.env))
         # The standing of those in trouble: since when, why, what next (amounts for those who read them).
-        troubled = all_subs.filtered(lambda s: s.state in ("active", "past_due", "suspended"))
+        troubled = all_subs.filtered(lambda s: s.state in const.RUNNING_STATES)
         collection = troubled._collection_data()
         with_amounts = Subscription.has_access("read") and self.env.user.has_groups(
             "subscription_billing.group_subscription_viewer,subscription_billing.group_subscription_user")

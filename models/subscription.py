@@ -154,10 +154,11 @@ class SubscriptionSubscription(models.Model):
     )
     health = fields.Selection(
         [("ok", "In good standing"), ("expiring", "Expiring soon"), ("overdue", "Overdue"),
-         ("failed", "Payment failed"), ("suspended", "Suspended"), ("closed", "Closed")],
+         ("failed", "Payment failed"), ("suspended", "Suspended"), ("paused", "Paused"), ("closed", "Closed")],
         compute="_compute_health",
         help="Payment failed: autopay's last charge of an unpaid invoice failed. Overdue: an invoice is "
-        "unpaid past its due date. Suspended: by staff, after failed payments or an unpaid invoice.",
+        "unpaid past its due date. Suspended: by staff, after failed payments or an unpaid invoice. "
+        "Paused: not invoiced until resumed.",
     )
     color = fields.Integer(compute="_compute_health")
     partner_email = fields.Char(related="partner_id.email", string="Customer e-mail")
@@ -249,12 +250,13 @@ class SubscriptionSubscription(models.Model):
         for sub in self:
             sub.invoice_count = counts.get(sub, 0)
 
-    @api.depends("state", "date_end", "auto_renew", "plan_id.renewal_reminder_days")
+    @api.depends("state", "date_end", "auto_renew", "is_end_scheduled", "plan_id.renewal_reminder_days")
     def _compute_is_expiring(self):
         today = fields.Date.context_today(self)
         for sub in self:
             sub.is_expiring = bool(
                 sub.state in const.RUNNING_STATES
+                and (sub.state != "paused" or sub.is_end_scheduled)  # a paused term's end moves on resume
                 and not sub.auto_renew
                 and sub.date_end
                 and sub.date_end - timedelta(days=sub.plan_id.renewal_reminder_days) <= today
@@ -264,13 +266,15 @@ class SubscriptionSubscription(models.Model):
         if operator not in ("=", "!=") or not isinstance(value, bool):
             raise UserError(self.env._("Unsupported search on 'Expiring soon'."))
         today = fields.Date.context_today(self)
-        self.env["subscription.subscription"].flush_model(["state", "auto_renew", "date_end", "plan_id"])
+        self.env["subscription.subscription"].flush_model(
+            ["state", "auto_renew", "date_end", "is_end_scheduled", "plan_id"])
         self.env["subscription.plan"].flush_model(["renewal_reminder_days"])
         self.env.cr.execute(
             """
             SELECT s.id FROM subscription_subscription s
               JOIN subscription_plan p ON p.id = s.plan_id
              WHERE s.state IN %s AND NOT COALESCE(s.auto_renew, FALSE) AND s.date_end IS NOT NULL
+               AND (s.state != 'paused' OR s.is_end_scheduled)
                AND s.date_end - COALESCE(p.renewal_reminder_days, 0) <= %s
             """,
             [const.RUNNING_STATES, today],
@@ -281,7 +285,7 @@ class SubscriptionSubscription(models.Model):
 
     @api.depends("state", "is_expiring", "has_overdue_invoice", "charge_ids.state")
     def _compute_health(self):
-        colors = {"ok": 10, "expiring": 3, "overdue": 2, "failed": 1, "suspended": 1, "closed": 0}
+        colors = {"ok": 10, "expiring": 3, "overdue": 2, "failed": 1, "suspended": 1, "paused": 4, "closed": 0}
         collection = self.sudo()._collection_data()
         for sub in self:
             values = collection.get(sub) or {}
@@ -293,6 +297,8 @@ class SubscriptionSubscription(models.Model):
                 health = "failed"
             elif values.get("overdue_since") or sub.state == "past_due":
                 health = "overdue"
+            elif sub.state == "paused":
+                health = "paused"
             elif sub.is_expiring:
                 health = "expiring"
             else:
@@ -881,11 +887,15 @@ class SubscriptionSubscription(models.Model):
         if already:
             raise UserError(self.env._("%(subs)s is already closed.",
                                        subs=", ".join(already.mapped("display_name"))))
+        paused = self.filtered(lambda s: s.state == "paused")
         self._update_state(state, vals={
             "close_reason_id": reason.id if reason else False,
             "close_note": note or False,
             "date_closed": date_closed or fields.Date.context_today(self),
+            "date_paused": False,
+            "date_resume": False,
         })
+        self.env["subscription.mrr.log"]._churn_paused(paused)
         self.env["subscription.charge"]._stop_retries(self)
         return True
 
@@ -923,6 +933,9 @@ class SubscriptionSubscription(models.Model):
         self.ensure_one()
         if self.state not in const.RUNNING_STATES:
             return ""
+        if self.state == "paused":
+            return self.env._(" — paused until %(date)s", date=format_date(self.env, self.date_resume)) \
+                if self.date_resume else self.env._(" — paused")
         ends = self.date_end and (self.is_end_scheduled or not self.auto_renew or not self.plan_id.term_value)
         if ends and (not self.next_invoice_date or self.next_invoice_date > self.date_end):
             return self.env._(" — ends on %(date)s", date=format_date(self.env, self.date_end))

@@ -220,12 +220,15 @@ class SubscriptionSubscription(models.Model):
             & self.env["res.company"]._subscription_per_company(
                 lambda _c, company_today: Domain("date_end", "<", today or company_today))
             & (Domain("state", "=", "suspended") | Domain("billing_failed_on", "=", False))
+            # a paused term's end moves on resume: only a scheduled end closes it while paused
+            & (Domain("state", "!=", "paused") | Domain("is_end_scheduled", "=", True))
         )
 
     @api.model
     def _cron_generate_invoices(self, batch_size=None):
-        """Billing day: invoice every due period of every running subscription, then close the
-        subscriptions that reached an end that does not renew.
+        """Billing day: resume the paused subscriptions whose resume date has come, invoice every
+        due period of every running subscription, then close the subscriptions that reached an end
+        that does not renew.
 
         Works in locked batches committed through ``ir.cron._commit_progress`` (a crash loses
         at most one batch; a rerun resumes where it stopped) and stops when the worker's time
@@ -235,8 +238,8 @@ class SubscriptionSubscription(models.Model):
         batch_size = batch_size or int(
             self.env["ir.config_parameter"].sudo().get_param("subscription_billing.batch_size", DEFAULT_BATCH_SIZE)
         )
-        if process_in_locked_batches(self, self._billable_domain(), "_bill_due_batch", batch_size,
-                                     order="next_invoice_date, id"):
+        if self._cron_resume_paused(batch_size) and process_in_locked_batches(
+                self, self._billable_domain(), "_bill_due_batch", batch_size, order="next_invoice_date, id"):
             process_in_locked_batches(self, self._ended_domain(), "_close_at_end", batch_size)
 
     def _bill_due_batch(self):
@@ -253,11 +256,14 @@ class SubscriptionSubscription(models.Model):
 
     @api.model
     def _generate_due_invoices(self):
-        """Bill every due subscription up to today in the current transaction, and close the ended.
+        """Resume the paused subscriptions whose day has come, bill every due subscription up to
+        today in the current transaction, and close the ended.
 
         For small bases, imports and demo data; the scheduled action does the same in committed
         batches. Returns the invoices created.
         """
+        for sub in self.search(self._resume_due_domain()):
+            sub._resume(sub.date_resume, self.env._("Resumed on the planned day."))
         invoices = self.search(self._billable_domain())._bill()
         invoices._subscription_notify_billed()
         self.search(self._ended_domain())._close_at_end()
@@ -272,7 +278,7 @@ class SubscriptionSubscription(models.Model):
         waiting = self.browse()
         for sub in self:
             if sub.date_end and sub.next_invoice_date and sub.next_invoice_date <= sub.date_end \
-                    and sub.state != "suspended":
+                    and sub.state not in ("suspended", "paused"):
                 waiting |= sub  # the billing day comes first
                 continue
             if sub.is_end_scheduled or not sub.plan_id.term_value:

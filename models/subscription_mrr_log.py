@@ -24,7 +24,7 @@ INVARIANT_NOTES = 200
 class SubscriptionMrrLog(models.Model):
     """The revenue event log: one row per change of a subscription's monthly recurring revenue
     (MRR, the model Odoo Enterprise and Chargebee use). For every subscription the sum of its rows
-    equals its current ``recurring_monthly`` (0 while suspended and once ended): the log is written
+    equals its current ``recurring_monthly`` (0 while suspended or paused and once ended): the log is written
     where the MRR changes, as the difference with what the log already holds, so a rerun adds
     nothing."""
 
@@ -104,7 +104,8 @@ class SubscriptionMrrLog(models.Model):
             if currency.is_zero(total):
                 event_type = "reactivation" if count else "new"
             elif currency.is_zero(sub.recurring_monthly):
-                event_type = "churn"
+                # a pause is a contraction to 0 (churn only if it closes without resuming)
+                event_type = "contraction" if sub.state == "paused" else "churn"
             else:
                 event_type = "expansion" if change > 0 else "contraction"
             vals = sub._mrr_event_vals(change, event_date or sub._mrr_event_day(event_type))
@@ -112,6 +113,36 @@ class SubscriptionMrrLog(models.Model):
             if event_type == "churn":
                 vals.update(churn_kind=sub._churn_kind(), close_reason_id=sub.close_reason_id.id)
             vals_list.append(vals)
+        return self.sudo().create(vals_list) if vals_list else self.browse()
+
+    @api.model
+    def _churn_paused(self, subscriptions):
+        """Paused subscriptions that closed without resuming: the contraction their pause logged
+        becomes churn on the closing day (a ``contraction`` event giving it back and a ``churn``
+        event of the same amount), so churn counts them and the log still adds up to 0.
+        Set-based: one grouped read, one read, one create.
+
+        :param subscriptions: closed ``subscription.subscription`` records that were paused
+        :return: the events created
+        """
+        subs = subscriptions.sudo()
+        if not subs:
+            return self.browse()
+        latest = [event_id for _sub, event_id in self.sudo()._read_group(
+            [("subscription_id", "in", subs.ids), ("event_type", "=", "contraction")],
+            ["subscription_id"], ["id:max"])]
+        vals_list = []
+        for pause in self.sudo().browse(latest):
+            sub = pause.subscription_id
+            lost = -pause.mrr_change
+            if sub.company_id.currency_id.compare_amounts(lost, 0) <= 0:
+                continue
+            day = sub.date_closed or sub._mrr_event_day("churn")
+            vals_list += [
+                dict(sub._mrr_event_vals(lost, day), event_type="contraction"),
+                dict(sub._mrr_event_vals(-lost, day), event_type="churn", churn_kind=sub._churn_kind(),
+                     close_reason_id=sub.close_reason_id.id),
+            ]
         return self.sudo().create(vals_list) if vals_list else self.browse()
 
     @api.model

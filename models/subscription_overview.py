@@ -232,6 +232,8 @@ class SubscriptionSubscription(models.Model):
             ("suspended", self.env._("Suspended"), Subscription, [("state", "=", "suspended")],
              self.env._("Not billed until paid or reactivated: after failed payments, "
                         "an unpaid invoice, or by staff.")),
+            ("paused", self.env._("Paused"), Subscription, [("state", "=", "paused")],
+             self.env._("Paused by staff or the customer: not billed, no MRR, until resumed.")),
             ("overdue_manual", self.env._("Overdue manual payers"), Subscription,
              [("has_overdue_invoice", "=", True), ("payment_token_id", "=", False)],
              self.env._("Subscriptions without autopay with an invoice past its due date.")),

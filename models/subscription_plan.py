@@ -51,6 +51,15 @@ class SubscriptionPlan(models.Model):
         "periods it spent suspended. By default they are skipped: billing resumes with a period "
         "starting on the reactivation day, since the customer had no service.",
     )
+    customer_can_pause = fields.Boolean(
+        string="Customers can pause",
+        help="Customers may pause their subscription from their portal (with a resume date) and resume it.",
+    )
+    max_pause_days = fields.Integer(
+        string="Longest pause (days)",
+        help="Longest pause allowed, in days; a pause without a resume date resumes after it. 0: no limit "
+        "(a pause without a resume date lasts until resumed by hand).",
+    )
     payment_term_id = fields.Many2one(
         "account.payment.term", check_company=True,
         help="Payment terms of the invoices of customers who pay by hand.",
@@ -66,6 +75,9 @@ class SubscriptionPlan(models.Model):
     )
     _term_not_negative = models.Constraint(
         "CHECK(term_value >= 0)", "The commitment term cannot be negative (use 0 for open-ended plans)."
+    )
+    _max_pause_not_negative = models.Constraint(
+        "CHECK(max_pause_days >= 0)", "The longest pause cannot be a negative number of days (use 0 for no limit)."
     )
     _reminder_not_negative = models.Constraint(
         "CHECK(renewal_reminder_days >= 0)", "The renewal reminder cannot be a negative number of days."

@@ -82,7 +82,7 @@ class SubscriptionCollection(models.Model):
                     SELECT c.id, c.date_attempt, c.state FROM subscription_charge c
                      WHERE c.subscription_id = s.id ORDER BY c.id DESC LIMIT 1
               ) lc ON TRUE
-             WHERE s.state IN ('active', 'past_due', 'suspended')
+             WHERE s.state IN ('active', 'past_due', 'suspended', 'paused')
                AND (s.state IN ('past_due', 'suspended') OR u.amount_overdue > 0)
             """
         )

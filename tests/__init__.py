@@ -16,3 +16,4 @@ from . import test_backend_tours
 from . import test_access
 from . import test_money_edges
 from . import test_collection_edges
+from . import test_pause

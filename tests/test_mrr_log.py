@@ -68,7 +68,7 @@ class TestMrrLog(AutopayCommon):
         for _step in range(60):
             sub = rng.choice(subs)
             action = rng.choice(["start", "qty", "add_line", "drop_line", "price", "suspend", "reactivate",
-                                 "cancel", "renew"])
+                                 "cancel", "renew", "pause", "resume"])
             try:
                 with self.env.cr.savepoint():
                     if action == "start" and sub.state == "draft":
@@ -85,6 +85,10 @@ class TestMrrLog(AutopayCommon):
                         sub.action_suspend(reason="random")
                     elif action == "reactivate" and sub.state in ("past_due", "suspended"):
                         sub.action_reactivate()
+                    elif action == "pause" and sub.state == "active":
+                        sub.action_pause()
+                    elif action == "resume" and sub.state == "paused":
+                        sub.action_resume()
                     elif action == "cancel" and sub.state not in ("expired", "cancelled"):
                         sub.action_cancel()
             except UserError:  # an action the lifecycle refuses (e.g. dropping the last line) changes nothing

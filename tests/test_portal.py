@@ -1,5 +1,6 @@
 import json
 import re
+from datetime import timedelta
 from unittest.mock import patch
 
 from odoo.fields import Command
@@ -217,6 +218,48 @@ class TestPortalAutopay(PortalCommon):
         self.env.invalidate_all()
         self.assertFalse(self.sub_ada.auto_renew)
         self._assert_logged(self.sub_ada, "turned off the renewal")
+
+    def test_customers_pause_and_resume_where_the_plan_allows_it(self):
+        pause = f"/my/subscriptions/{self.sub_ada.id}/pause"
+        resume = f"/my/subscriptions/{self.sub_ada.id}/resume"
+        today = self.sub_ada.company_id._subscription_today()
+        self.authenticate("ada_portal", "ada_portal_pw")
+        csrf = self._csrf(self.sub_ada.get_portal_url())
+        self.assertNotIn("o_subscription_pause_form", self._page(self.sub_ada.get_portal_url()).text)
+        with mute_logger("odoo.http", "werkzeug"):
+            self.assertEqual(self.url_open(pause, data={"csrf_token": csrf}).status_code, 403,
+                             "the plan does not let customers pause")
+        self.plan_monthly.write({"customer_can_pause": True, "max_pause_days": 60})
+        self.assertIn("o_subscription_pause_form", self._page(self.sub_ada.get_portal_url()).text)
+        with mute_logger("odoo.http", "werkzeug"):
+            other = self.url_open(f"/my/subscriptions/{self.sub_bob.id}/pause", data={"csrf_token": csrf})
+            self.assertEqual(other.status_code, 404, "another customer's subscription does not exist for Ada")
+            forged = self.url_open(pause, data={"date_resume": str(today + timedelta(days=10))})
+            self.assertEqual(forged.status_code, 400, "no CSRF token, no pause")
+        for refused in (str(today + timedelta(days=61)), str(today), "next summer"):
+            response = self.url_open(pause, data={"csrf_token": csrf, "date_resume": refused})
+            self.assertIn("o_subscription_pause_refused", response.text, refused)
+            self.assertIn("at most 60 days", response.text)
+        self.env.invalidate_all()
+        self.assertEqual((self.sub_bob.state, self.sub_ada.state), ("active", "active"))
+        response = self.url_open(pause, data={"csrf_token": csrf, "date_resume": str(today + timedelta(days=20))})
+        self.assertIn("o_subscription_paused_message", response.text)
+        self.env.invalidate_all()
+        self.assertEqual((self.sub_ada.state, self.sub_ada.date_resume), ("paused", today + timedelta(days=20)))
+        self._assert_logged(self.sub_ada, "Paused by Ada Reader until")
+        self.authenticate("bob_portal", "bob_portal_pw")
+        with mute_logger("odoo.http", "werkzeug"):
+            bob_csrf = self._csrf(self.sub_bob.get_portal_url())
+            self.assertEqual(self.url_open(resume, data={"csrf_token": bob_csrf}).status_code, 404)
+        self.env.invalidate_all()
+        self.assertEqual(self.sub_ada.state, "paused")
+        self.authenticate("ada_portal", "ada_portal_pw")
+        csrf = self._csrf(self.sub_ada.get_portal_url())
+        response = self.url_open(resume, data={"csrf_token": csrf})
+        self.assertIn("running again", response.text)
+        self.env.invalidate_all()
+        self.assertEqual(self.sub_ada.state, "active")
+        self._assert_logged(self.sub_ada, "Resumed by Ada Reader")
 
     def test_staff_send_the_setup_link_and_the_subscription_awaits_a_method(self):
         draft = self._create_subscription(partner=self.partner, start=False)

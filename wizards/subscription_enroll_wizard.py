@@ -2,6 +2,8 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.fields import Command
 
+from .. import const
+
 
 class SubscriptionEnrollWizard(models.TransientModel):
     _name = "subscription.enroll.wizard"
@@ -51,7 +53,7 @@ class SubscriptionEnrollWizard(models.TransientModel):
             enrolled = self.env["subscription.subscription"].search([
                 ("plan_id", "=", self.plan_id.id),
                 ("commercial_partner_id", "in", partners.commercial_partner_id.ids),
-                ("state", "in", ("draft", "active", "past_due", "suspended")),
+                ("state", "in", ("draft", *const.RUNNING_STATES)),
             ]).commercial_partner_id
             skipped = partners.filtered(lambda p: p.commercial_partner_id in enrolled)
             partners -= skipped
