@@ -88,7 +88,7 @@ STATE_TRANSITIONS = {
     # paused by staff or the customer (where the plan allows): no invoices until resumed
     "paused": ("active",),
     # the term ended without renewal
-    "expired": RUNNING_STATES,
+    "expired": ("active", "past_due", "suspended"),  # a paused term's end moves on resume instead
     # closed by staff or the customer, also before it started
     "cancelled": ("draft", *RUNNING_STATES),
 }

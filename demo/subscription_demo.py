@@ -1,4 +1,5 @@
 import random
+from datetime import timedelta
 
 from dateutil.relativedelta import relativedelta
 
@@ -84,6 +85,12 @@ class SubscriptionDemo(models.AbstractModel):
     @api.model
     def _suspend_by_staff(self, sub_ids, reason):
         self.env["subscription.subscription"].browse(sub_ids).action_suspend(reason=reason)
+
+    @api.model
+    def _pause(self, sub_ids, days):
+        """The reader is away: paused from today for ``days`` days."""
+        today = self.env.company._subscription_today()
+        self.env["subscription.subscription"].browse(sub_ids).action_pause(date_resume=today + timedelta(days=days))
 
     @api.model
     def _close(self, sub_ids, reason_id, note=False):

@@ -9,12 +9,13 @@ RETENTION_MONTHS = [("%02d" % k, "Start" if not k else "+%d" % k) for k in range
 
 class SubscriptionCohort(models.Model):
     """Retention by cohort: one row per started subscription and month since its start (0 to 12,
-    as far as today reaches), saying whether it was still running then. In a pivot, start month ×
+    as far as today reaches for every subscription of its start month, so that no cohort's last
+    column is a partial average), saying whether it was still running then. In a pivot, start month ×
     months since start with the average of ``retained`` is the cohort table (the share of a month's
     new subscriptions still running after 1..12 months) that Odoo's Enterprise-only cohort view
     draws. A subscription stops being retained on its closing day, or while it is suspended (on its
-    suspension day), as its MRR does. A SQL view secured by the subscriptions' rules (mirrored in
-    ``security/subscription_security.xml``)."""
+    suspension day), as its MRR does; a paused subscription is still a customer (retained). A SQL
+    view secured by the subscriptions' rules (mirrored in ``security/subscription_security.xml``)."""
 
     _name = "subscription.cohort"
     _description = "Subscription retention by cohort"
@@ -54,7 +55,8 @@ class SubscriptionCohort(models.Model):
                           END AS ended_on) e
              CROSS JOIN generate_series(0, %(months)s) k
              WHERE s.state != 'draft' AND s.date_start IS NOT NULL
-               AND (s.date_start + make_interval(months => k))::date <= CURRENT_DATE
+               -- a cohort gets a column once all of its start month has reached that age
+               AND (date_trunc('month', s.date_start) + make_interval(months => k + 1))::date - 1 <= CURRENT_DATE
                AND (e.ended_on IS NULL OR e.ended_on >= s.date_start)
             """,
             width=MONTHS_FOLLOWED + 1, closed=const.CLOSED_STATES, months=MONTHS_FOLLOWED,

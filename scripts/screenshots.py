@@ -21,6 +21,8 @@ PAGES = [
     ("pivot", "/odoo/action-subscription_billing.subscription_action?view_type=pivot"),
     ("collections", "/odoo/action-subscription_billing.subscription_collection_action"),
 ]
+# The demo's subscription paused for 25 days (subscription_10).
+PAUSED_SUBSCRIPTION = "SUB/00011"
 # The demo's customer whose card was declined (retried tomorrow): the form's banner and the contact's tab.
 FAILED_SUBSCRIPTION = "SUB/00016"
 FAILED_CUSTOMER = "Mateo López"
@@ -66,6 +68,22 @@ def main(base, out):
         phone.wait_for_timeout(3000)
         phone.screenshot(path=f"{out}/form_phone.png")
         phone.close()
+        # The paused subscription's form, and the Pause dialog of an active one.
+        page.goto(base + "/odoo/action-subscription_billing.subscription_action?view_type=list")
+        page.wait_for_timeout(2000)
+        page.get_by_text(PAUSED_SUBSCRIPTION).first.click()
+        page.wait_for_timeout(2500)
+        page.screenshot(path=f"{out}/paused.png")
+        page.goto(base + "/odoo/action-subscription_billing.subscription_action?view_type=list")
+        page.wait_for_timeout(2000)
+        page.locator(".o_data_row", has_text="Active").first.locator("td.o_data_cell").first.click()
+        page.wait_for_timeout(2500)
+        page.get_by_role("button", name="Pause").first.click()
+        page.wait_for_timeout(1500)
+        page.locator(".modal-title").click()  # close the date picker that opens by itself
+        page.wait_for_timeout(500)
+        page.screenshot(path=f"{out}/pause_dialog.png")
+        page.keyboard.press("Escape")
         # The contact's Subscriptions tab.
         page.goto(base + "/odoo/action-base.action_partner_form?view_type=list")
         page.wait_for_timeout(2000)
@@ -87,6 +105,12 @@ def main(base, out):
         portal.locator(".o_portal_subscription_row a").first.click()
         portal.wait_for_timeout(3000)
         portal.screenshot(path=f"{out}/portal_detail.png", full_page=True)
+        # The monthly subscription, whose plan lets the customer pause it.
+        portal.goto(f"{base}/my/subscriptions")
+        portal.wait_for_timeout(1500)
+        portal.locator(".o_portal_subscription_row", has_text="Monthly").first.locator("a").first.click()
+        portal.wait_for_timeout(3000)
+        portal.screenshot(path=f"{out}/portal_pause.png")
         # The portal on a phone.
         mobile = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
         mobile.add_cookies(portal.context.cookies())

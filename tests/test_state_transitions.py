@@ -12,6 +12,7 @@ ALLOWED = {
     ("active", "past_due"), ("active", "suspended"), ("active", "expired"), ("active", "cancelled"),
     ("past_due", "active"), ("past_due", "suspended"), ("past_due", "expired"), ("past_due", "cancelled"),
     ("suspended", "active"), ("suspended", "past_due"), ("suspended", "expired"), ("suspended", "cancelled"),
+    ("active", "paused"), ("paused", "active"), ("paused", "cancelled"),
     ("expired", "active"),
 }
 

@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import date, timedelta
 
 from odoo.exceptions import AccessError
 from odoo.fields import Command
@@ -184,8 +184,10 @@ class TestAnalysis(AutopayCommon):
         Cohort = self.env["subscription.cohort"]
         rows = Cohort.search([("subscription_id", "in", (stay | leave).ids)])
         today = date.today()
-        months_elapsed = (today.year - 2026) * 12 + today.month - 1 - (1 if today.day < 10 else 0)
-        self.assertEqual(len(rows), 2 * (min(months_elapsed, 12) + 1))
+        # A column per month of age that all of January 2026 has reached: the months from January
+        # whose last day has come.
+        complete_months = (today.year - 2026) * 12 + today.month - 1 + ((today + timedelta(days=1)).day == 1)
+        self.assertEqual(len(rows), 2 * min(complete_months, 13))
         by_month = dict(Cohort._read_group([("subscription_id", "in", (stay | leave).ids)], ["months"],
                                            ["retained:avg"]))
         self.assertEqual(by_month["00"], 100.0)
