@@ -13,6 +13,7 @@
         "payment_stripe",
         "portal",
         "mail",
+        "crm",
     ],
     "external_dependencies": {"python": ["stripe"]},
     "data": [
@@ -25,6 +26,7 @@
         "data/mail_template_autopay_data.xml",
         "data/subscription_retry_rule_data.xml",
         "data/ir_cron_data.xml",
+        "data/crm_data.xml",
         "views/mail_layout_templates.xml",
         "views/subscription_plan_views.xml",
         "views/subscription_close_reason_views.xml",
@@ -35,6 +37,7 @@
         "views/res_partner_views.xml",
         "views/account_move_views.xml",
         "views/sale_order_views.xml",
+        "views/crm_lead_views.xml",
         "views/portal_templates.xml",
         "wizards/subscription_close_wizard_views.xml",
         "wizards/subscription_enroll_wizard_views.xml",

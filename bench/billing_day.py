@@ -78,12 +78,11 @@ def make_template(conf, odoo_dir):
     psql("postgres", f"COMMENT ON DATABASE {DB_TEMPLATE} IS '{fingerprint}'")
 
 
-def populate(conf, db, n, autopay=False):
-    """Create n customers and n active subscriptions due today (on autopay with demo tokens)."""
+def trendhouse_catalog(env):
+    """The Trendhouse plans (monthly 12.00, quarterly 32.00, yearly 120.00, 1-year terms) and their
+    product, taxed 10 %: ``(plans, product)``."""
     from odoo.fields import Command
 
-    env, cr = odoo_env(conf, db)
-    today = time.strftime("%Y-%m-%d")
     tax = env["account.tax"].create({"name": "Bench VAT 10%", "amount": 10, "type_tax_use": "sale"})
     plans = env["subscription.plan"].create([
         {"name": "Monthly", "billing_period_value": 1, "billing_period_unit": "month", "term_value": 1},
@@ -96,6 +95,16 @@ def populate(conf, db, n, autopay=False):
         "subscription_pricing_ids": [Command.create({"plan_id": p.id, "price": price})
                                      for p, price in zip(plans, (12.0, 32.0, 120.0), strict=True)],
     })
+    return plans, product
+
+
+def populate(conf, db, n, autopay=False):
+    """Create n customers and n active subscriptions due today (on autopay with demo tokens)."""
+    from odoo.fields import Command
+
+    env, cr = odoo_env(conf, db)
+    today = time.strftime("%Y-%m-%d")
+    plans, product = trendhouse_catalog(env)
     chunk = 1000
     for offset in range(0, n, chunk):
         size = min(chunk, n - offset)

@@ -52,18 +52,7 @@ def populate(conf, db, n):
     rng = random.Random(2026)
     Subscription = env["subscription.subscription"].with_context(tracking_disable=True)
     today = env.company._subscription_today()
-    tax = env["account.tax"].create({"name": "Bench VAT 10%", "amount": 10, "type_tax_use": "sale"})
-    plans = env["subscription.plan"].create([
-        {"name": "Monthly", "billing_period_value": 1, "billing_period_unit": "month", "term_value": 1},
-        {"name": "Quarterly", "billing_period_value": 3, "billing_period_unit": "month", "term_value": 1},
-        {"name": "Yearly", "billing_period_value": 1, "billing_period_unit": "year", "term_value": 1},
-    ])
-    product = env["product.product"].create({
-        "name": "Trendhouse Weekly", "type": "service", "recurring_invoice": True, "list_price": 12.0,
-        "taxes_id": [Command.set(tax.ids)],
-        "subscription_pricing_ids": [Command.create({"plan_id": p.id, "price": price})
-                                     for p, price in zip(plans, (12.0, 32.0, 120.0), strict=True)],
-    })
+    plans, product = bd.trendhouse_catalog(env)
     provider = env.ref("payment.payment_provider_demo")
     provider.mapped("journal_id")
     method = env.ref("payment_demo.payment_method_demo")

@@ -93,6 +93,12 @@ class SubscriptionDemo(models.AbstractModel):
         self.env["subscription.subscription"].browse(sub_ids).action_pause(date_resume=today + timedelta(days=days))
 
     @api.model
+    def _renewal_opportunities(self):
+        """What the daily status run does for terms ending soon: one renewal opportunity each."""
+        Subscription = self.env["subscription.subscription"]
+        Subscription.search(Subscription._renewal_lead_domain())._create_renewal_leads()
+
+    @api.model
     def _close(self, sub_ids, reason_id, note=False):
         subs = self.env["subscription.subscription"].browse(sub_ids)
         subs._action_close("cancelled", self.env["subscription.close.reason"].browse(reason_id), note)

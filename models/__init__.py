@@ -7,6 +7,7 @@ from . import subscription_billing
 from . import subscription_autopay
 from . import subscription_dunning
 from . import subscription_pause
+from . import subscription_renewal
 from . import subscription_health
 from . import subscription_mrr_log
 from . import subscription_overview
@@ -24,3 +25,4 @@ from . import res_company
 from . import res_config_settings
 from . import res_partner
 from . import sale_order
+from . import crm_lead

@@ -90,22 +90,28 @@ class SubscriptionSubscription(models.Model):
         0. past due subscriptions with nothing left to pay (e.g. an invoice credited in full) are
            active again;
         1. manual payers with an overdue invoice become past due (reminder e-mailed);
-        2. subscriptions ending soon without renewal get their renewal reminder (once per term);
+        2. subscriptions ending soon without renewal get their renewal reminder (once per term),
+           then their renewal opportunity in the CRM pipeline (once per term, see
+           ``subscription_renewal.py``);
         3. manual payers still overdue after the company's grace period are suspended
            (e-mail and activity).
 
         Autopay subscriptions follow their charges instead.
         """
         batch_size = batch_size or DEFAULT_BATCH_SIZE
-        jobs = [
+        for domain, method, order in self._status_jobs():
+            if not process_in_locked_batches(self, domain, method, batch_size, order=order):
+                return  # the worker's time is up: the scheduler continues
+
+    @api.model
+    def _status_jobs(self):
+        """The daily status run's jobs, in order: ``[(domain, batch method, order)]``."""
+        return [
             (self._dunning_settled_domain(), "_reactivate_if_paid", "id"),
             (self._dunning_overdue_domain(), "_dunning_mark_past_due", "id"),
             (self._renewal_reminder_domain(), "_send_renewal_reminder", "date_end, id"),
             (self._dunning_grace_over_domain(), "_dunning_suspend", "id"),
         ]
-        for domain, method, order in jobs:
-            if not process_in_locked_batches(self, domain, method, batch_size, order=order):
-                return  # the worker's time is up: the scheduler continues
 
     @api.model
     def _dunning_settled_domain(self):

@@ -17,3 +17,4 @@ from . import test_access
 from . import test_money_edges
 from . import test_collection_edges
 from . import test_pause
+from . import test_renewal_crm

@@ -1,0 +1,116 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import format_date
+
+from .. import const
+
+
+class CrmLead(models.Model):
+    """Renewal opportunities: one per subscription term that does not renew by itself. Won, the
+    subscription renews; lost, it ends at its term end; both however the lead gets there (the
+    buttons, the kanban, the lost-reason dialog)."""
+
+    _inherit = "crm.lead"
+
+    subscription_id = fields.Many2one(
+        "subscription.subscription", string="Renewal of", index="btree_not_null", ondelete="set null",
+        readonly=True, copy=False, help="The subscription this opportunity renews.")
+    subscription_term_end = fields.Date(
+        string="Term ending", readonly=True, copy=False,
+        help="End of the subscription term this renewal is for: one opportunity per term.")
+
+    _subscription_term_unique = models.UniqueIndex(
+        "(subscription_id, subscription_term_end) WHERE subscription_id IS NOT NULL",
+        "A subscription term has one renewal opportunity.",
+    )
+
+    # === CRUD METHODS === #
+
+    def _handle_won_lost(self, old_status_by_lead, new_status_by_lead):
+        """Renewal opportunities that are won renew their subscription; lost, it ends at the term
+        end; a lost one restored takes that end back."""
+        res = super()._handle_won_lost(old_status_by_lead, new_status_by_lead)
+        if self.env.context.get("subscription_closing"):
+            return res
+        renewals = self.filtered("subscription_id")
+        for lead in renewals:
+            old = old_status_by_lead.get(lead.id, {})
+            new = new_status_by_lead.get(lead.id, {})
+            if new.get("is_won") and not old.get("is_won"):
+                lead._subscription_renewal_won()
+            elif new.get("is_lost") and not old.get("is_lost"):
+                lead._subscription_renewal_lost()
+            elif old.get("is_lost") and not new.get("is_lost"):
+                lead._subscription_renewal_restored()
+        return res
+
+    def write(self, vals):
+        res = super().write(vals)
+        if "lost_reason_id" in vals and not self.env.context.get("subscription_closing"):
+            # The lost-reason dialog archives first, then writes the reason: the close reason follows.
+            for lead in self.filtered(lambda l: l.subscription_id and l.won_status == "lost"):
+                lead._subscription_renewal_lost()
+        return res
+
+    # === ACTION METHODS === #
+
+    def action_view_subscription(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "subscription.subscription",
+            "res_id": self.subscription_id.id,
+            "view_mode": "form",
+            "views": [(False, "form")],
+        }
+
+    # === BUSINESS METHODS === #
+
+    def _subscription_renewal_won(self):
+        """Won: the subscription renews with its current terms for the next term (an end scheduled
+        when the opportunity was lost earlier is lifted first); an expired one restarts today.
+
+        :raise UserError: the subscription was cancelled (start a new one instead)
+        """
+        self.ensure_one()
+        sub = self.subscription_id.sudo()
+        if sub.state == "cancelled":
+            raise UserError(self.env._(
+                "%(sub)s is cancelled: it cannot be renewed from this opportunity. Start a new subscription.",
+                sub=sub.display_name))
+        if sub.state in const.RUNNING_STATES and sub.is_end_scheduled and sub.date_end == self.subscription_term_end:
+            sub.write({"date_end": False, "is_end_scheduled": False, "close_reason_id": False})
+        if sub.state == "expired" or (sub.date_end and sub.date_end <= self.subscription_term_end):
+            sub.action_renew()
+        sub.message_post(body=self.env._("Renewal won (%(lead)s).", lead=self._get_html_link()))
+
+    def _subscription_renewal_lost(self):
+        """Lost: the subscription ends at the end of the term (it runs until then), with the close
+        reason mapped to the lost reason (default: customer request)."""
+        self.ensure_one()
+        sub = self.subscription_id.sudo()
+        if sub.state not in const.RUNNING_STATES or not self.subscription_term_end:
+            return
+        reason = sub.env["subscription.close.reason"].search(
+            [("lost_reason_id", "=", self.lost_reason_id.id)], limit=1) if self.lost_reason_id else None
+        reason = reason or self.env.ref("subscription_billing.close_reason_customer_request")
+        if sub.is_end_scheduled and sub.date_end == self.subscription_term_end and sub.close_reason_id == reason:
+            return
+        note = self.env._("Renewal lost: %(reason)s", reason=self.lost_reason_id.name) if self.lost_reason_id \
+            else self.env._("Renewal lost.")
+        sub._schedule_end(min(sub.date_end or self.subscription_term_end, self.subscription_term_end), reason,
+                          note=note)
+
+    def _subscription_renewal_restored(self):
+        """A lost renewal restored: the end it scheduled is lifted (the term end comes back)."""
+        self.ensure_one()
+        sub = self.subscription_id.sudo()
+        if sub.state in const.RUNNING_STATES and sub.is_end_scheduled and sub.date_end == self.subscription_term_end:
+            sub.write({"date_end": False, "is_end_scheduled": False, "close_reason_id": False, "close_note": False})
+            sub.message_post(body=self.env._(
+                "Renewal opportunity restored: the end on %(date)s is lifted.",
+                date=format_date(self.env, self.subscription_term_end)))
+
+    @api.model
+    def _subscription_renewal_tag(self):
+        return self.env.ref("subscription_billing.crm_tag_renewal", raise_if_not_found=False)
