@@ -5,6 +5,7 @@ from odoo.exceptions import UserError
 from odoo.fields import Domain
 from odoo.tools import format_date
 
+from .. import const
 from ..tools import process_in_locked_batches
 
 DEFAULT_BATCH_SIZE = 200
@@ -22,11 +23,47 @@ class SubscriptionSubscription(models.Model):
         copy=False, readonly=True,
         help="End of the term for which the renewal reminder was sent (one reminder per term).",
     )
+    is_renewal_notice_due = fields.Boolean(
+        compute="_compute_is_renewal_notice_due", search="_search_is_renewal_notice_due",
+        string="Renews soon",
+        help="Renews by itself within its plan's reminder days, and the plan notifies customers before renewing.",
+    )
     has_overdue_invoice = fields.Boolean(
         compute="_compute_has_overdue_invoice", search="_search_has_overdue_invoice", string="Overdue",
     )
 
     # === COMPUTE METHODS === #
+
+    @api.depends("state", "date_end", "auto_renew", "is_end_scheduled", "plan_id.renewal_reminder_days",
+                 "plan_id.auto_renewal_notice", "plan_id.term_value")
+    def _compute_is_renewal_notice_due(self):
+        today = fields.Date.context_today(self)
+        for sub in self:
+            sub.is_renewal_notice_due = bool(
+                sub.state in const.BILLABLE_STATES and sub.date_end and sub._renews()
+                and sub.plan_id.auto_renewal_notice
+                and sub.date_end - timedelta(days=sub.plan_id.renewal_reminder_days) <= today
+            )
+
+    def _search_is_renewal_notice_due(self, operator, value):
+        if operator not in ("=", "!=") or not isinstance(value, bool):
+            raise UserError(self.env._("Unsupported search on 'Renews soon'."))
+        today = fields.Date.context_today(self)
+        self.flush_model(["state", "auto_renew", "date_end", "is_end_scheduled", "plan_id"])
+        self.env["subscription.plan"].flush_model(["renewal_reminder_days", "auto_renewal_notice", "term_value"])
+        self.env.cr.execute(
+            """
+            SELECT s.id FROM subscription_subscription s
+              JOIN subscription_plan p ON p.id = s.plan_id
+             WHERE s.state IN %s AND s.auto_renew AND NOT COALESCE(s.is_end_scheduled, FALSE)
+               AND COALESCE(p.term_value, 0) > 0 AND p.auto_renewal_notice AND s.date_end IS NOT NULL
+               AND s.date_end - COALESCE(p.renewal_reminder_days, 0) <= %s
+            """,
+            [const.BILLABLE_STATES, today],
+        )
+        ids = [row[0] for row in self.env.cr.fetchall()]
+        positive = (operator == "=") == value
+        return [("id", "in" if positive else "not in", ids)]
 
     def _compute_has_overdue_invoice(self):
         overdue = {
@@ -141,12 +178,13 @@ class SubscriptionSubscription(models.Model):
 
     @api.model
     def _renewal_reminder_domain(self):
-        """Subscriptions ending within their plan's reminder days, without automatic renewal,
-        not reminded yet for this term (a reminded term keeps its end in ``renewal_reminded_for``)."""
+        """Subscriptions ending within their plan's reminder days (without automatic renewal), or
+        renewing by themselves within them where the plan notifies customers, not reminded yet for
+        this term (a reminded term keeps its end in ``renewal_reminded_for``)."""
         not_reminded = self.env["res.company"]._subscription_per_company(
             lambda _c, today: Domain("date_end", ">=", today) & (
                 Domain("renewal_reminded_for", "=", False) | Domain("renewal_reminded_for", "<", today)))
-        return Domain("is_expiring", "=", True) & not_reminded
+        return (Domain("is_expiring", "=", True) | Domain("is_renewal_notice_due", "=", True)) & not_reminded
 
     def _dunning_mark_past_due(self):
         """An invoice is overdue: past due, with a payment reminder e-mailed."""
@@ -167,9 +205,15 @@ class SubscriptionSubscription(models.Model):
                 "suspended. Customer e-mailed.", days=sub.company_id.subscription_grace_days))
 
     def _send_renewal_reminder(self):
-        """One reminder e-mail per term to the customer and an activity for the salesperson."""
+        """One reminder e-mail per term to the customer: "renews on …" for a term that renews by
+        itself (nothing to do), "ends on …" with an activity for the salesperson otherwise."""
         for sub in self:
             sub.renewal_reminded_for = sub.date_end
+            if sub._renews():
+                sub.message_post(body=self.env._(
+                    "Renewal notice e-mailed: the subscription renews on %(date)s.",
+                    date=format_date(self.env, sub._next_term_start())))
+                continue
             sub._schedule_salesperson_activity(
                 self.env._("Renewal: ends on %(date)s", date=format_date(self.env, sub.date_end)),
                 date_deadline=sub.date_end,
@@ -177,6 +221,20 @@ class SubscriptionSubscription(models.Model):
             sub.message_post(body=self.env._("Renewal reminder e-mailed: the subscription ends on %(date)s.",
                                              date=format_date(self.env, sub.date_end)))
         self._send_template("subscription_billing.mail_template_renewal_reminder")
+
+    def _next_term_start(self):
+        """First day of the next term (the day after the term end), or None."""
+        self.ensure_one()
+        return self.date_end and self.date_end + timedelta(days=1)
+
+    def _renewal_reminder_subject(self):
+        """Subject of the renewal reminder in the recipient's language (the template's context)."""
+        self.ensure_one()
+        if self._renews():
+            return self.env._("Your %(product)s subscription renews on %(date)s", product=self.product_summary,
+                              date=format_date(self.env, self._next_term_start()))
+        return self.env._("Your %(product)s subscription ends on %(date)s", product=self.product_summary,
+                          date=format_date(self.env, self.date_end))
 
     def _reactivate_if_paid(self):
         """Past due or suspended subscriptions without an open invoice left become active again;

@@ -40,6 +40,11 @@ class SubscriptionPlan(models.Model):
         help="Subscriptions ending within this many days are shown as expiring soon "
         "and their customers are reminded.",
     )
+    auto_renewal_notice = fields.Boolean(
+        string="Notify before renewing", default=True,
+        help="Customers of a term that renews by itself are e-mailed the renewal day and amount within the "
+        "renewal reminder days (once per term); terms that do not renew always get their reminder.",
+    )
     prorate_last_period = fields.Boolean(
         string="Prorate the last period", default=True,
         help="A subscription that ends in the middle of a period (a scheduled end, a term cut short) pays "

@@ -124,3 +124,26 @@ class TestRenewalOpportunities(AutopayCommon):
         self.assertEqual(sub.state, "cancelled")
         with self.assertRaisesRegex(UserError, "cancelled"):
             lead.action_set_won()
+
+
+@tagged("post_install", "-at_install")
+class TestRenewalReminders(AutopayCommon):
+    """One reminder per term, in the words of what will happen: renews on … for …, or ends on …."""
+
+    def test_a_term_that_renews_by_itself_gets_one_notice_with_the_day_and_amount(self):
+        renews = self._create_subscription(plan=self.plan_monthly, date_start="2026-01-01")
+        quiet_plan = self.plan_quarterly.copy({"name": "Quarterly, no notice", "auto_renewal_notice": False})
+        quiet = self._create_subscription(plan=quiet_plan, partner=self.partner_b, date_start="2026-01-01")
+        for day in ("2026-11-20", "2026-12-05", "2026-12-06"):
+            with freeze_time(day):
+                self._run_cron("subscription_billing.ir_cron_update_statuses")
+        [notice] = self._mails_to(self.partner, "renews on")
+        self.assertEqual(notice.subject, "Your Trendhouse Weekly (test) subscription renews on 01/01/2027")
+        self.assertIn("renews by itself on", notice.body_html)
+        self.assertIn("13.20", notice.body_html)
+        self.assertNotIn("ends on", notice.body_html)
+        self.assertEqual(renews.renewal_reminded_for, date(2026, 12, 31))
+        self.assertFalse(renews.activity_ids, "nothing for the salesperson to do")
+        self.assertFalse(self.env["crm.lead"].search([("subscription_id", "=", renews.id)]))
+        self.assertFalse(self._mails_to(self.partner_b, "renews on"), "the plan does not notify")
+        self.assertFalse(quiet.renewal_reminded_for)
