@@ -226,9 +226,9 @@ class SubscriptionSubscription(models.Model):
 
     @api.model
     def _cron_generate_invoices(self, batch_size=None):
-        """Billing day: resume the paused subscriptions whose resume date has come, invoice every
-        due period of every running subscription, then close the subscriptions that reached an end
-        that does not renew.
+        """Billing day: resume the paused subscriptions whose resume date has come, apply the price
+        changes whose day has come, invoice every due period of every running subscription, then
+        close the subscriptions that reached an end that does not renew.
 
         Works in locked batches committed through ``ir.cron._commit_progress`` (a crash loses
         at most one batch; a rerun resumes where it stopped) and stops when the worker's time
@@ -238,8 +238,9 @@ class SubscriptionSubscription(models.Model):
         batch_size = batch_size or int(
             self.env["ir.config_parameter"].sudo().get_param("subscription_billing.batch_size", DEFAULT_BATCH_SIZE)
         )
-        if self._cron_resume_paused(batch_size) and process_in_locked_batches(
-                self, self._billable_domain(), "_bill_due_batch", batch_size, order="next_invoice_date, id"):
+        if self._cron_resume_paused(batch_size) and self.env["subscription.price.change"]._cron_apply(batch_size) \
+                and process_in_locked_batches(self, self._billable_domain(), "_bill_due_batch", batch_size,
+                                              order="next_invoice_date, id"):
             process_in_locked_batches(self, self._ended_domain(), "_close_at_end", batch_size)
 
     def _bill_due_batch(self):
@@ -264,6 +265,8 @@ class SubscriptionSubscription(models.Model):
         """
         for sub in self.search(self._resume_due_domain()):
             sub._resume(sub.date_resume, self.env._("Resumed on the planned day."))
+        PriceChange = self.env["subscription.price.change"]
+        PriceChange.search(PriceChange._apply_due_domain())._apply()
         invoices = self.search(self._billable_domain())._bill()
         invoices._subscription_notify_billed()
         self.search(self._ended_domain())._close_at_end()

@@ -152,6 +152,18 @@ class SubscriptionPlan(models.Model):
 
     # === ACTION METHODS === #
 
+    def action_open_reprice_wizard(self):
+        """*Change prices*: roll this plan's current prices (or a percentage) out to its running subscriptions."""
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Change prices"),
+            "res_model": "subscription.reprice.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_scope": "plan", "default_plan_id": self.id, "active_ids": []},
+        }
+
     def action_view_subscriptions(self):
         self.ensure_one()
         action = self.env["ir.actions.act_window"]._for_xml_id("subscription_billing.subscription_action")

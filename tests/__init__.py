@@ -18,3 +18,4 @@ from . import test_money_edges
 from . import test_collection_edges
 from . import test_pause
 from . import test_renewal_crm
+from . import test_reprice
