@@ -44,6 +44,7 @@
         "wizards/subscription_enroll_wizard_views.xml",
         "wizards/subscription_lifecycle_wizards_views.xml",
         "wizards/subscription_reprice_wizard_views.xml",
+        "wizards/subscription_change_wizard_views.xml",
         "wizards/subscription_billing_preview_views.xml",
         "report/subscription_collection_views.xml",
         "report/subscription_cohort_views.xml",

@@ -13,6 +13,8 @@ from ..utils import add_period, period_end
 # Marks the one write that may change ``state`` (see _update_state). An object, not a string:
 # contexts sent over RPC are JSON, so no caller can forge it.
 _STATE_CHANGE = object()
+# Marks the write of a plan change through *Change plan or quantities* (plans lock once invoiced).
+_PLAN_CHANGE = object()
 # Fields whose change can change a subscription's MRR: the revenue event log follows them.
 MRR_FIELDS = frozenset({"state", "plan_id", "currency_id", "company_id", "line_ids"})
 
@@ -359,6 +361,8 @@ class SubscriptionSubscription(models.Model):
     def _check_next_invoice_date_not_invoiced(self):
         """The next invoice date cannot go back over periods that have a live invoice: re-invoicing a
         period is done with *Invoice a period again*, never by moving the dates."""
+        if self.env.context.get("subscription_plan_change") is _PLAN_CHANGE:
+            return  # a plan change restarts billing today; the overlap was credited
         Move = self.env["account.move"].sudo()
         invoiced = dict(Move._read_group(
             Domain("subscription_id", "in", self.ids) & Move._subscription_live_domain(),
@@ -384,7 +388,7 @@ class SubscriptionSubscription(models.Model):
     @api.constrains("state", "line_ids")
     def _check_lines_when_running(self):
         for sub in self:
-            if sub.state in const.BILLABLE_STATES and not sub.line_ids:
+            if sub.state in const.RUNNING_STATES and not sub.line_ids:
                 raise ValidationError(
                     self.env._("%(sub)s: a running subscription needs at least one line.", sub=sub.display_name)
                 )
@@ -479,15 +483,17 @@ class SubscriptionSubscription(models.Model):
             changed = self.filtered(lambda s: s.state != vals["state"])
             if changed:
                 raise UserError(self.env._(
-                    "The status of %(subs)s changes only through its actions (Start, Suspend, Reactivate, "
-                    "Renew, Close) and the scheduled actions, not by editing it.",
+                    "The status of %(subs)s changes only through its actions (Start, Pause, Resume, Suspend, "
+                    "Reactivate, Renew, Close) and the scheduled actions, not by editing it.",
                     subs=", ".join(changed.mapped("display_name")),
                 ))
         locked = self.filtered(lambda s: s.state != "draft" and s.invoice_ids) if (
             {"plan_id", "company_id", "currency_id"} & set(vals)) else self.browse()
-        if "plan_id" in vals and any(s.plan_id.id != vals["plan_id"] for s in locked):
+        if "plan_id" in vals and self.env.context.get("subscription_plan_change") is not _PLAN_CHANGE \
+                and any(s.plan_id.id != vals["plan_id"] for s in locked):
             raise UserError(self.env._(
-                "The plan of an invoiced subscription cannot be changed: close it and start a new one."
+                "The plan of an invoiced subscription is changed with 'Change plan or quantities' (prorated or from "
+                "the next period), not by editing it."
             ))
         if "company_id" in vals and any(s.company_id.id != vals["company_id"] for s in locked):
             raise UserError(self.env._("The company of an invoiced subscription cannot be changed."))
@@ -934,8 +940,8 @@ class SubscriptionSubscription(models.Model):
         if self.state not in const.RUNNING_STATES:
             return ""
         if self.state == "paused":
-            return self.env._(" — paused until %(date)s", date=format_date(self.env, self.date_resume)) \
-                if self.date_resume else self.env._(" — paused")
+            return self.env._(" — resumes on %(date)s", date=format_date(self.env, self.date_resume)) \
+                if self.date_resume else self.env._(" — until resumed by hand")
         ends = self.date_end and (self.is_end_scheduled or not self.auto_renew or not self.plan_id.term_value)
         if ends and (not self.next_invoice_date or self.next_invoice_date > self.date_end):
             return self.env._(" — ends on %(date)s", date=format_date(self.env, self.date_end))

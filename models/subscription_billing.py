@@ -387,6 +387,7 @@ class SubscriptionSubscription(models.Model):
         invoices = Move.create(vals_list) if vals_list else Move
         if invoices:
             invoices.action_post()
+            invoices._subscription_apply_credits()  # a downgrade's credit left over pays the next invoice
         ended = self.env["subscription.subscription"]
         by_vals = defaultdict(lambda: self.env["subscription.subscription"])  # one write per set of new dates
         for sub, plan in plans.items():

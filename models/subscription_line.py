@@ -132,6 +132,14 @@ class SubscriptionLine(models.Model):
         self.env["subscription.mrr.log"]._sync(subs | self.subscription_id)
         return res
 
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_last_line_of_running(self):
+        emptied = self.subscription_id.filtered(lambda s: s.state in const.RUNNING_STATES and not s.line_ids - self)
+        if emptied:
+            raise ValidationError(self.env._(
+                "%(subs)s: a running subscription needs at least one line (close it to stop it).",
+                subs=", ".join(emptied.mapped("display_name"))))
+
     def unlink(self):
         subs = self.subscription_id
         res = super().unlink()

@@ -7,6 +7,7 @@ from odoo.fields import Domain
 from odoo.tools import format_date
 
 from ..tools import process_in_locked_batches
+from .subscription import _STATE_CHANGE
 
 
 class SubscriptionSubscription(models.Model):
@@ -31,6 +32,10 @@ class SubscriptionSubscription(models.Model):
 
     @api.constrains("date_resume", "date_paused", "state")
     def _check_date_resume(self):
+        for sub in self.filtered(lambda s: s.state == "paused" and not s.date_resume and s.plan_id.max_pause_days):
+            raise ValidationError(self.env._(
+                "%(sub)s: plan %(plan)s allows pauses of at most %(days)s days: give the resume date.",
+                sub=sub.display_name, plan=sub.plan_id.name, days=sub.plan_id.max_pause_days))
         for sub in self.filtered("date_resume"):
             if sub.state != "paused":
                 raise ValidationError(self.env._(
@@ -41,6 +46,24 @@ class SubscriptionSubscription(models.Model):
                     sub=sub.display_name, date=format_date(self.env, sub.date_paused)))
             sub._check_date_in_range(sub.date_resume)
             sub._check_pause_length(sub.date_paused, sub.date_resume)
+
+    # === CRUD METHODS === #
+
+    def write(self, vals):
+        """The pause's first day is the pause's own; a resume date set by hand is after today."""
+        if self.env.context.get("subscription_state_change") is not _STATE_CHANGE:
+            if "date_paused" in vals:
+                raise UserError(self.env._("The first day of a pause is set by Pause, not by editing it."))
+            if vals.get("date_resume"):
+                try:
+                    day = fields.Date.to_date(vals["date_resume"])
+                except (TypeError, ValueError) as error:
+                    raise UserError(self.env._("%(value)s is not a date.", value=vals["date_resume"])) from error
+                late = self.filtered(lambda s: day <= s.company_id._subscription_today())
+                if late:
+                    raise UserError(self.env._("%(subs)s: the resume date must be after today.",
+                                               subs=", ".join(late.mapped("display_name"))))
+        return super().write(vals)
 
     # === ACTION METHODS === #
 
@@ -69,9 +92,11 @@ class SubscriptionSubscription(models.Model):
         """
         wrong = self.filtered(lambda s: s.state != "active")
         if wrong:
-            raise UserError(self.env._(
-                "Only active subscriptions can be paused (%(subs)s): a past-due subscription is paused once its "
-                "invoices are paid.", subs=", ".join(f"{s.display_name}: {s._state_label()}" for s in wrong)))
+            message = self.env._("Only active subscriptions can be paused (%(subs)s).",
+                                 subs=", ".join(f"{s.display_name}: {s._state_label()}" for s in wrong))
+            if "past_due" in wrong.mapped("state"):
+                message += " " + self.env._("A past-due subscription can be paused once its invoices are paid.")
+            raise UserError(message)
         if date_resume:
             try:
                 date_resume = fields.Date.to_date(date_resume)
@@ -97,9 +122,11 @@ class SubscriptionSubscription(models.Model):
         who = author.name if author else self.env.user.name
         for (today, resume), subs in groups.items():
             if resume:
-                message = self.env._("Paused by %(who)s until %(date)s.", who=who, date=format_date(self.env, resume))
+                message = self.env._("Paused by %(who)s; resumes on %(date)s.", who=who,
+                                     date=format_date(self.env, resume))
             else:
-                message = self.env._("Paused by %(who)s, until resumed.", who=who)
+                message = self.env._("Paused by %(who)s, with no resume date: it resumes when resumed by hand.",
+                                     who=who)
             subs._update_state("paused", vals={"date_paused": today, "date_resume": resume})
             for sub in subs:
                 sub.message_post(body=message, author_id=author.id if author else None,
@@ -191,9 +218,22 @@ class SubscriptionSubscription(models.Model):
 
     def _resume_due_batch(self):
         """Resume this locked batch on each subscription's resume date (a late run still gives back
-        exactly the days paused)."""
+        exactly the days paused). One that cannot resume (e.g. its shifted dates are out of range)
+        stays paused with the reason in its chatter and an activity, and the others go on.
+
+        :return: the subscriptions left paused (not taken again today)
+        """
+        failed = self.browse()
         for sub in self:
-            sub._resume(sub.date_resume, self.env._("Resumed on the planned day."))
+            try:
+                with self.env.cr.savepoint():
+                    sub._resume(sub.date_resume, self.env._("Resumed on the planned day."))
+            except (UserError, ValidationError) as error:
+                failed |= sub
+                sub.message_post(body=self.env._("Could not resume on the planned day: %(error)s",
+                                                 error=error.args[0]))
+                sub._schedule_salesperson_activity(self.env._("Resume failed: %(error)s", error=error.args[0]))
+        return failed
 
     @api.model
     def _cron_resume_paused(self, batch_size):

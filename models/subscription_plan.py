@@ -65,6 +65,11 @@ class SubscriptionPlan(models.Model):
         help="Longest pause allowed, in days; a pause without a resume date resumes after it. 0: no limit "
         "(a pause without a resume date lasts until resumed by hand).",
     )
+    allow_downgrade = fields.Boolean(
+        string="Allow downgrades during the term",
+        help="Subscriptions may lower their quantities, prices or plan during a commitment term. Otherwise such a "
+        "change waits for the renewal (a clear message says so); upgrades are always allowed.",
+    )
     payment_term_id = fields.Many2one(
         "account.payment.term", check_company=True,
         help="Payment terms of the invoices of customers who pay by hand.",
@@ -81,8 +86,9 @@ class SubscriptionPlan(models.Model):
     _term_not_negative = models.Constraint(
         "CHECK(term_value >= 0)", "The commitment term cannot be negative (use 0 for open-ended plans)."
     )
-    _max_pause_not_negative = models.Constraint(
-        "CHECK(max_pause_days >= 0)", "The longest pause cannot be a negative number of days (use 0 for no limit)."
+    _max_pause_range = models.Constraint(
+        "CHECK(max_pause_days >= 0 AND max_pause_days <= 3650)",
+        "The longest pause is between 0 (no limit) and 3,650 days.",
     )
     _reminder_not_negative = models.Constraint(
         "CHECK(renewal_reminder_days >= 0)", "The renewal reminder cannot be a negative number of days."

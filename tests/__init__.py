@@ -19,3 +19,4 @@ from . import test_collection_edges
 from . import test_pause
 from . import test_renewal_crm
 from . import test_reprice
+from . import test_change

@@ -111,11 +111,12 @@ class TestPause(AutopayCommon):
                 sub.action_pause(date_resume="next summer")
             sub.action_pause()
         self.assertEqual(sub.date_resume, date(2026, 2, 9), "without a day: the longest pause")
-        with self.assertRaisesRegex(ValidationError, "at most 30 days"):
-            sub.date_resume = "2026-03-01"
-        with self.assertRaisesRegex(ValidationError, "after the first day"):
-            sub.date_resume = "2026-01-05"
-        sub.date_resume = "2026-01-20"
+        with freeze_time("2026-01-01"):
+            with self.assertRaisesRegex(ValidationError, "at most 30 days"):
+                sub.date_resume = "2026-03-01"
+            with self.assertRaisesRegex(ValidationError, "after the first day"):
+                sub.date_resume = "2026-01-05"
+            sub.date_resume = "2026-01-20"
         with self.assertRaisesRegex(UserError, "Only active subscriptions can be paused"):
             sub.action_pause()
 
@@ -127,7 +128,7 @@ class TestPause(AutopayCommon):
         with self.assertRaisesRegex(UserError, "Suspended"):
             sub.action_pause()
         with self.assertRaisesRegex(ValidationError, "only a paused subscription has a resume date"):
-            sub.date_resume = "2026-09-01"
+            sub.date_resume = "2027-09-01"
         self.assertEqual(sub.state, "suspended")
 
     def test_autopay_charges_nothing_while_paused_and_resumes_with_the_subscription(self):
@@ -191,7 +192,7 @@ class TestPause(AutopayCommon):
         self.assertEqual(counts["active"]["value"], 2)
         partners = self.env["res.partner"].search([("subscription_status", "=", "paused")])
         self.assertEqual(partners, subs[0].partner_id)
-        self.assertIn("paused", subs[0].partner_id.subscription_summary)
+        self.assertIn("Paused — until resumed by hand", subs[0].partner_id.subscription_summary)
 
     def test_who_may_pause(self):
         sub = self._create_subscription(date_start="2026-01-01")
@@ -207,3 +208,41 @@ class TestPause(AutopayCommon):
         with self.assertRaisesRegex(ValidationError, "too far from today"):
             wizard.action_pause()
         self.assertEqual(sub.state, "active")
+
+    def test_hand_edits_cannot_stretch_a_pause(self):
+        """What the attacker's review found: the first day of a pause is not editable, a plan's
+        longest pause cannot be escaped by clearing the resume date, a resume date typed by hand is
+        after today, and a paused subscription keeps a line."""
+        self.plan_monthly.max_pause_days = 60
+        sub = self._create_subscription(date_start="2026-01-01")
+        with freeze_time("2026-01-10"):
+            sub.action_pause(date_resume="2026-02-01")
+            with self.assertRaisesRegex(ValidationError, "give the resume date"), self.env.cr.savepoint():
+                sub.date_resume = False
+            with self.assertRaisesRegex(UserError, "set by Pause"), self.env.cr.savepoint():
+                sub.write({"date_paused": "2020-01-01"})
+            with self.assertRaisesRegex(UserError, "after today"), self.env.cr.savepoint():
+                sub.date_resume = "2026-01-05"
+            with self.assertRaisesRegex(ValidationError, "at least one line"), self.env.cr.savepoint():
+                sub.line_ids.unlink()
+        sub.invalidate_recordset()
+        self.assertEqual((sub.date_paused, sub.date_resume), (date(2026, 1, 10), date(2026, 2, 1)))
+        self.assertTrue(sub.line_ids)
+        with self.assertRaisesRegex(UserError, "Only active subscriptions can be paused \\(.*Paused\\)\\.$"):
+            sub.action_pause()
+
+    def test_a_subscription_that_cannot_resume_does_not_stop_the_billing_day(self):
+        subs = self._create_many_subscriptions(2, date_start="2026-01-01")
+        with freeze_time("2026-01-01"):
+            self._run_billing()
+        with freeze_time("2026-01-10"):
+            subs.action_pause(date_resume="2026-02-01")
+        # Shifted by the pause, the next invoice would be more than 10 years after the start.
+        self.env.cr.execute("UPDATE subscription_subscription SET next_invoice_date = '2035-12-25' WHERE id = %s",
+                            [subs[0].id])
+        self.env.invalidate_all()
+        with freeze_time("2026-02-01"):
+            self._run_billing()
+        self.assertEqual(subs.mapped("state"), ["paused", "active"])
+        self._assert_logged(subs[0], "Could not resume on the planned day")
+        self.assertTrue(subs[0].activity_ids)

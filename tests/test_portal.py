@@ -246,7 +246,7 @@ class TestPortalAutopay(PortalCommon):
         self.assertIn("o_subscription_paused_message", response.text)
         self.env.invalidate_all()
         self.assertEqual((self.sub_ada.state, self.sub_ada.date_resume), ("paused", today + timedelta(days=20)))
-        self._assert_logged(self.sub_ada, "Paused by Ada Reader until")
+        self._assert_logged(self.sub_ada, "Paused by Ada Reader; resumes on")
         self.authenticate("bob_portal", "bob_portal_pw")
         with mute_logger("odoo.http", "werkzeug"):
             bob_csrf = self._csrf(self.sub_bob.get_portal_url())

@@ -100,19 +100,19 @@ class TestReprice(AutopayCommon):
         sub = self._create_subscription(date_start="2026-01-01")
         closed = self._create_subscription(partner=self.partner_b, date_start="2026-01-01")
         closed.action_cancel()
+        none = self.env["subscription.subscription"]
         cases = [
-            ({"subs": sub, "method": "percent", "percent": 0}, "percentage"),
-            ({"subs": sub, "method": "percent", "percent": -100}, "percentage"),
-            ({"subs": sub, "method": "percent", "percent": 5, "notice_days": -3}, "notice"),
-            ({"subs": sub}, "No price changes"),  # already at the plan's price
-            ({"subs": closed, "method": "percent", "percent": 5}, "not running"),
-            ({"subs": self.env["subscription.subscription"], "scope": "selected"}, "Select the subscriptions"),
-            ({"scope": "plan"}, "Choose the plan"),
+            (sub, {"method": "percent", "percent": 0}, "percentage"),
+            (sub, {"method": "percent", "percent": -100}, "percentage"),
+            (sub, {"method": "percent", "percent": 5, "notice_days": -3}, "notice"),
+            (sub, {}, "No price changes"),  # already at the plan's price
+            (closed, {"method": "percent", "percent": 5}, "not running"),
+            (none, {"scope": "selected"}, "Select the subscriptions"),
+            (None, {"scope": "plan"}, "Choose the plan"),
         ]
-        for vals, message in cases:
+        for subs, vals, message in cases:
             with self.subTest(message=message), self.assertRaisesRegex(UserError, message):
-                vals = dict(vals)
-                self._wizard(vals.pop("subs", None), **vals).action_apply()
+                self._wizard(subs, **vals).action_apply()
         self.assertFalse(self.env["subscription.price.change"].search([]))
 
     def test_only_managers_reprice(self):

@@ -7,4 +7,5 @@ from . import subscription_renew_wizard
 from . import subscription_suspend_wizard
 from . import subscription_pause_wizard
 from . import subscription_reprice_wizard
+from . import subscription_change_wizard
 from . import subscription_billing_preview
