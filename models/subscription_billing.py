@@ -497,6 +497,25 @@ class SubscriptionSubscription(models.Model):
                                        company=self.company_id.name))
         return journal
 
+    def _invoice_header_vals(self, move_type, journal, day):
+        """The values every document of this subscription shares (customer, journal, salesperson,
+        fiscal position, payment terms), dated ``day``."""
+        self.ensure_one()
+        return {
+            "move_type": move_type,
+            "partner_id": self.partner_id.id,
+            "company_id": self.company_id.id,
+            "journal_id": journal.id,
+            "currency_id": self.currency_id.id,
+            "invoice_date": day,
+            "invoice_origin": self.name,
+            "invoice_user_id": self.user_id.id,
+            "team_id": self.team_id.id,
+            "fiscal_position_id": self.fiscal_position_id.id,
+            "invoice_payment_term_id": self.plan_id.payment_term_id.id,
+            "subscription_id": self.id,
+        }
+
     def _prepare_invoice_vals(self, period_start, period_end_, journal, ratio=None):
         """Values of the customer invoice for one period, complete (lines included).
 
@@ -510,18 +529,7 @@ class SubscriptionSubscription(models.Model):
             label = self.env._("%(period)s (last period, prorated: %(days)s days of service)",
                                period=label, days=(period_end_ - period_start).days + 1)
         return {
-            "move_type": "out_invoice",
-            "partner_id": self.partner_id.id,
-            "company_id": self.company_id.id,
-            "journal_id": journal.id,
-            "currency_id": self.currency_id.id,
-            "invoice_date": period_start,
-            "invoice_origin": self.name,
-            "invoice_user_id": self.user_id.id,
-            "team_id": self.team_id.id,
-            "fiscal_position_id": self.fiscal_position_id.id,
-            "invoice_payment_term_id": self.plan_id.payment_term_id.id,
-            "subscription_id": self.id,
+            **self._invoice_header_vals("out_invoice", journal, period_start),
             "subscription_period_start": period_start,
             "subscription_period_end": period_end_,
             # Portal token set at creation: writing it afterwards would run the whole invoice

@@ -243,18 +243,7 @@ class SubscriptionSubscription(models.Model):
                                                                                   name=vals["name"]))
                 line_vals.append(Command.create(vals))
             documents |= Move.create({
-                "move_type": move_type,
-                "partner_id": self.partner_id.id,
-                "company_id": self.company_id.id,
-                "journal_id": journal.id,
-                "currency_id": self.currency_id.id,
-                "invoice_date": day,
-                "invoice_origin": self.name,
-                "invoice_user_id": self.user_id.id,
-                "team_id": self.team_id.id,
-                "fiscal_position_id": self.fiscal_position_id.id,
-                "invoice_payment_term_id": self.plan_id.payment_term_id.id,
-                "subscription_id": self.id,
+                **self._invoice_header_vals(move_type, journal, day),
                 "subscription_send": "email" if self.partner_id.email and not self.payment_token_id else "pdf",
                 "subscription_charge_date": day if self.payment_token_id and move_type == "out_invoice" else False,
                 "invoice_line_ids": line_vals,

@@ -21,6 +21,8 @@ PAGES = [
     ("pivot", "/odoo/action-subscription_billing.subscription_action?view_type=pivot"),
     ("collections", "/odoo/action-subscription_billing.subscription_collection_action"),
 ]
+# The portal customer's monthly subscription (billed this month): the Change plan or quantities dialog.
+CHANGED_SUBSCRIPTION = "SUB/00023"
 # The demo's subscription paused for 25 days (subscription_10).
 PAUSED_SUBSCRIPTION = "SUB/00011"
 # The demo's customer whose card was declined (retried tomorrow): the form's banner and the contact's tab.
@@ -83,6 +85,20 @@ def main(base, out):
         page.locator(".modal-title").click()  # close the date picker that opens by itself
         page.wait_for_timeout(500)
         page.screenshot(path=f"{out}/pause_dialog.png")
+        page.keyboard.press("Escape")
+        # Change plan or quantities on a monthly subscription billed this month: one more copy, now, prorated.
+        page.goto(base + "/odoo/action-subscription_billing.subscription_action?view_type=list")
+        page.wait_for_timeout(2000)
+        page.get_by_text(CHANGED_SUBSCRIPTION).first.click()
+        page.wait_for_timeout(2500)
+        page.get_by_role("button", name="Change plan or quantities").click()
+        page.wait_for_timeout(1500)
+        page.locator(".modal .o_field_one2many .o_data_row td[name=quantity]").first.click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("2")
+        page.locator(".modal-title").click()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=f"{out}/change.png")
         page.keyboard.press("Escape")
         # The contact's Subscriptions tab.
         page.goto(base + "/odoo/action-base.action_partner_form?view_type=list")

@@ -1,5 +1,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import format_date
 
 
 class SubscriptionChangeWizard(models.TransientModel):
@@ -34,6 +35,7 @@ class SubscriptionChangeWizard(models.TransientModel):
                           help="Taxes included. Negative: a credit note, used on the open or next invoices.")
     next_amount = fields.Monetary(compute="_compute_preview", string="Next periods")
     new_period = fields.Boolean(compute="_compute_preview")
+    period_label = fields.Char(compute="_compute_preview", string="Period invoiced")
     preview_error = fields.Char(compute="_compute_preview")
 
     def _default_line_ids(self):
@@ -48,7 +50,7 @@ class SubscriptionChangeWizard(models.TransientModel):
         for wizard in self:
             values = {"period_start": False, "period_end": False, "days_left": 0, "days_in_period": 0, "credit": 0.0,
                       "charge": 0.0, "tax": 0.0, "net": 0.0, "next_amount": 0.0, "new_period": False,
-                      "preview_error": False}
+                      "preview_error": False, "period_label": False}
             sub = wizard.subscription_id
             if sub and wizard.plan_id:
                 try:
@@ -62,6 +64,12 @@ class SubscriptionChangeWizard(models.TransientModel):
                                   credit=preview["credit"], charge=preview["charge"], tax=preview["tax"],
                                   net=preview["net"],
                                   next_amount=preview["next"], new_period=preview["new_period"])
+                    if preview["period_start"]:
+                        values["period_label"] = self.env._(
+                            "%(start)s to %(end)s: %(left)s of %(days)s days left",
+                            start=format_date(self.env, preview["period_start"]),
+                            end=format_date(self.env, preview["period_end"]),
+                            left=preview["days_left"], days=preview["days_in_period"])
             wizard.update(values)
 
     @api.onchange("plan_id")
