@@ -214,6 +214,8 @@ class SubscriptionSubscription(models.Model):
                 "discount": vals.get("discount", current.discount),
                 "sequence": current.sequence or 100,
             })
+            if current and line.product_id == current.product_id:
+                line.tax_ids = current.tax_ids  # taxes set on the line (e.g. tax included) stay
             if "price_unit" in vals:
                 line.price_unit = vals["price_unit"]
             elif current and plan == self.plan_id and line.product_id == current.product_id:

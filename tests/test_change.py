@@ -148,3 +148,27 @@ class TestPlanAndQuantityChanges(AutopayCommon):
             self.assertIn("above 0", wizard.preview_error)
             with self.assertRaisesRegex(UserError, "above 0"):
                 wizard.action_confirm()
+
+    def test_a_tax_included_price_and_a_foreign_currency(self):
+        # 13.20 taxes included (10 %): 13.20 × 21/31 = 8.94 per copy, taxes included.
+        tax_included = self.env["account.tax"].create({
+            "name": "VAT 10% included", "amount": 10.0, "type_tax_use": "sale", "price_include_override": "tax_included"})
+        sub = self._create_subscription(date_start="2026-01-01")
+        sub.line_ids.write({"tax_ids": [(6, 0, tax_included.ids)], "price_unit": 13.2})
+        other = self.env["res.currency"].with_context(active_test=False).search(
+            [("id", "!=", self.currency.id), ("name", "in", ("EUR", "GBP", "CHF"))], limit=1)
+        other.active = True
+        self.env["res.currency.rate"].create({"currency_id": other.id, "rate": 2.0, "name": "2020-01-01",
+                                              "company_id": self.company.id})
+        foreign = self._create_subscription(partner=self.partner_b, date_start="2026-01-01", currency_id=other.id)
+        foreign.line_ids.price_unit = 12.0
+        with freeze_time("2026-01-01"):
+            self._run_billing()
+        included = self._assert_prorated(sub, "2026-01-11", 2, (21, 31, 8.13, 16.25, 8.94))
+        self.assertEqual(included.amount_total, 8.94, "the customer pays 21 days of one more copy: 8.94")
+        # The same change in the other currency: the amounts are in it, the MRR log in the company's.
+        document = self._assert_prorated(foreign, "2026-01-11", 2, (21, 31, 8.13, 16.26, 8.94))
+        self.assertEqual(document.currency_id, other)
+        events = self.env["subscription.mrr.log"].search([("subscription_id", "=", foreign.id)], order="id")
+        self.assertEqual((events[-1].mrr_change, foreign.recurring_monthly), (6.0, 12.0),
+                         "one more copy of 12.00 at 2 per unit of the company currency")
