@@ -1,6 +1,6 @@
 {
     "name": "Subscription Billing",
-    "version": "19.0.1.2.0",
+    "version": "19.0.1.3.0",
     "summary": "Recurring invoices, subscription plans, autopay and a live status overview",
     "category": "Sales/Subscriptions",
     "author": "subscription_billing contributors",

@@ -158,6 +158,7 @@ class SubscriptionPortal(PaymentPortal):
     @http.route("/my/subscriptions/<int:sub_id>", type="http", auth="public", website=True)
     def portal_my_subscription(self, sub_id, access_token=None, **kw):
         sub = self._subscription_get(sub_id, access_token)
+        close_reasons = request.env["subscription.close.reason"].sudo().search([("customer_selectable", "=", True)])
         invoices = sub.invoice_ids.filtered(lambda m: m.move_type == "out_invoice" and m.state == "posted")
         Move = request.env["account.move"]
         open_invoices = invoices.filtered_domain(Move._subscription_open_domain())
@@ -172,6 +173,7 @@ class SubscriptionPortal(PaymentPortal):
             "standing": sub._customer_standing(),
             "charges": sub.charge_ids[:20],
             "message": kw.get("message"),
+            "close_reasons": close_reasons,
             **self._subscription_payment_form_values(sub),
         }
         values = self._get_page_view_values(
@@ -263,11 +265,20 @@ class SubscriptionPortal(PaymentPortal):
 
     @http.route("/my/subscriptions/<int:sub_id>/renewal/stop", type="http", auth="public", methods=["POST"],
                 website=True)
-    def portal_subscription_stop_renewal(self, sub_id, access_token=None, **kwargs):
+    def portal_subscription_stop_renewal(self, sub_id, access_token=None, close_reason_id=None, **kwargs):
+        """Turn the renewal off, with the reason the customer picked among those offered to them."""
         sub = self._subscription_get(sub_id, access_token, act=True)
         author, by_customer = self._subscription_actor(sub)
+        reason = request.env["subscription.close.reason"]
+        if close_reason_id:
+            try:
+                reason = reason.sudo().browse(int(close_reason_id)).exists()
+            except (TypeError, ValueError) as error:
+                raise Forbidden() from error
+            if not reason:
+                raise Forbidden()
         try:
-            sub._stop_renewal_by_customer(author=author, by_customer=by_customer)
+            sub._stop_renewal_by_customer(author=author, by_customer=by_customer, reason=reason or None)
         except UserError as error:
             raise Forbidden() from error
         return request.redirect(sub.get_portal_url(query_string="&message=renewal_off"))

@@ -442,6 +442,11 @@ class SubscriptionSubscription(models.Model):
         res = super().write(vals)
         if vals.get("is_end_scheduled") and vals.get("date_end"):
             self._warn_invoiced_past_end()
+        if vals.get("auto_renew") and "close_reason_id" not in vals:
+            # Renewing again: the reason given for not renewing no longer holds.
+            super(SubscriptionSubscription, self.filtered(
+                lambda s: s.state in const.RUNNING_STATES and not s.is_end_scheduled and s.close_reason_id,
+            )).write({"close_reason_id": False})
         if vals.get("is_end_scheduled") is False and "date_end" in vals and not vals["date_end"]:
             # The scheduled end is removed: term plans get their term end back.
             for sub in self.filtered(lambda s: s.state in const.RUNNING_STATES and s.plan_id.term_value):
@@ -905,30 +910,37 @@ class SubscriptionSubscription(models.Model):
         self.env["subscription.charge"]._stop_retries(self)
         return True
 
-    def _stop_renewal_by_customer(self, author=None, by_customer=True):
+    def _stop_renewal_by_customer(self, author=None, by_customer=True, reason=None):
         """Renewal is turned off from the portal (where the plan allows it): a term ends at its
         end date, an open-ended subscription at the end of the period already invoiced.
 
         :param author: the ``res.partner`` the change is attributed to (default: the customer)
         :param bool by_customer: the customer made the change (else staff, from the portal)
-        :raise UserError: the plan does not let customers stop renewal, or nothing renews
+        :param reason: the ``subscription.close.reason`` the customer picked (one offered to
+            customers), kept as the reason the subscription ends
+        :raise UserError: the plan does not let customers stop renewal, nothing renews, or the
+            reason is not one offered to customers
         """
         self.ensure_one()
         if (not self.plan_id.customer_can_stop_renewal or not self.auto_renew or self.is_end_scheduled
                 or self.state not in const.RUNNING_STATES):
             raise UserError(self.env._("The renewal of %(sub)s cannot be stopped here.", sub=self.display_name))
+        if reason and not reason.sudo().customer_selectable:
+            raise UserError(self.env._("This reason cannot be chosen here."))
         author = author or self.partner_id
+        reason = reason or self.env.ref("subscription_billing.close_reason_customer_request")
         if self.plan_id.term_value:
-            self.write({"auto_renew": False})
+            self.write({"auto_renew": False, "close_reason_id": reason.id})
         else:
             last_day = max(self.next_invoice_date - timedelta(days=1), self.date_start)
-            self._schedule_end(last_day, self.env.ref("subscription_billing.close_reason_customer_request"),
-                               author=author)
+            self._schedule_end(last_day, reason, author=author)
         end = format_date(self.env, self.date_end)
         body = self.env._(
-            "The customer turned off the renewal: the subscription ends on %(date)s.", date=end,
+            "The customer turned off the renewal (%(reason)s): the subscription ends on %(date)s.",
+            reason=reason.name, date=end,
         ) if by_customer else self.env._(
-            "%(who)s turned off the renewal: the subscription ends on %(date)s.", who=author.name, date=end)
+            "%(who)s turned off the renewal (%(reason)s): the subscription ends on %(date)s.", who=author.name,
+            reason=reason.name, date=end)
         self.message_post(body=body, author_id=author.id, partner_ids=self.user_id.partner_id.ids)
         return True
 

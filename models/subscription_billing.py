@@ -288,8 +288,9 @@ class SubscriptionSubscription(models.Model):
                 reason = sub.close_reason_id or self.env.ref("subscription_billing.close_reason_customer_request")
                 sub._action_close("cancelled", reason, sub.close_note, date_closed=sub.date_end)
             else:
-                sub._action_close("expired", self.env.ref("subscription_billing.close_reason_expired"),
-                                  date_closed=sub.date_end)
+                # The reason the customer gave when turning the renewal off, if any.
+                sub._action_close("expired", sub.close_reason_id or self.env.ref(
+                    "subscription_billing.close_reason_expired"), date_closed=sub.date_end)
         return waiting
 
     def _plan_billing(self, until=None, max_periods=None):

@@ -152,7 +152,8 @@ class TestPlanAndQuantityChanges(AutopayCommon):
     def test_a_tax_included_price_and_a_foreign_currency(self):
         # 13.20 taxes included (10 %): 13.20 × 21/31 = 8.94 per copy, taxes included.
         tax_included = self.env["account.tax"].create({
-            "name": "VAT 10% included", "amount": 10.0, "type_tax_use": "sale", "price_include_override": "tax_included"})
+            "name": "VAT 10% included", "amount": 10.0, "type_tax_use": "sale",
+            "price_include_override": "tax_included"})
         sub = self._create_subscription(date_start="2026-01-01")
         sub.line_ids.write({"tax_ids": [(6, 0, tax_included.ids)], "price_unit": 13.2})
         other = self.env["res.currency"].with_context(active_test=False).search(

@@ -219,6 +219,30 @@ class TestPortalAutopay(PortalCommon):
         self.assertFalse(self.sub_ada.auto_renew)
         self._assert_logged(self.sub_ada, "turned off the renewal")
 
+    def test_stopping_the_renewal_keeps_the_reason_the_customer_picked(self):
+        self.plan_monthly.customer_can_stop_renewal = True
+        url = f"/my/subscriptions/{self.sub_ada.id}/renewal/stop"
+        page = self._page(self.sub_ada.get_portal_url()).text
+        too_expensive = self.env.ref("subscription_billing.close_reason_too_expensive")
+        payment_failure = self.env.ref("subscription_billing.close_reason_payment_failure")
+        self.assertIn(f'value="{too_expensive.id}"', page)
+        self.assertNotIn(f'value="{payment_failure.id}"', page, "not a reason a customer gives")
+        csrf = self._csrf(self.sub_ada.get_portal_url())
+        with mute_logger("odoo.http", "werkzeug"):
+            for crafted in (payment_failure.id, "x", 999999):
+                response = self.url_open(url, data={"access_token": self.sub_ada.access_token, "csrf_token": csrf,
+                                                    "close_reason_id": crafted})
+                self.assertEqual(response.status_code, 403, crafted)
+        self.env.invalidate_all()
+        self.assertTrue(self.sub_ada.auto_renew)
+        self.url_open(url, data={"access_token": self.sub_ada.access_token, "csrf_token": csrf,
+                                 "close_reason_id": too_expensive.id})
+        self.env.invalidate_all()
+        self.assertEqual((self.sub_ada.auto_renew, self.sub_ada.close_reason_id), (False, too_expensive))
+        self._assert_logged(self.sub_ada, "turned off the renewal (Too expensive)")
+        self.sub_ada.auto_renew = True  # the salesperson won them back
+        self.assertFalse(self.sub_ada.close_reason_id)
+
     def test_customers_pause_and_resume_where_the_plan_allows_it(self):
         pause = f"/my/subscriptions/{self.sub_ada.id}/pause"
         resume = f"/my/subscriptions/{self.sub_ada.id}/resume"
