@@ -10,6 +10,7 @@ from . import subscription_pause
 from . import subscription_renewal
 from . import subscription_price_change
 from . import subscription_change
+from . import subscription_card_expiry
 from . import subscription_health
 from . import subscription_mrr_log
 from . import subscription_overview

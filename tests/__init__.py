@@ -20,3 +20,4 @@ from . import test_pause
 from . import test_renewal_crm
 from . import test_reprice
 from . import test_change
+from . import test_card_expiry

@@ -1,0 +1,37 @@
+from datetime import date
+
+from odoo.tests import freeze_time, tagged
+
+from .autopay_common import AutopayCommon
+
+
+@tagged("post_install", "-at_install")
+class TestCardExpiry(AutopayCommon):
+    """A card that expires before the next charge: one reminder per method and expiry, flagged."""
+
+    def test_one_reminder_per_method_and_expiry(self):
+        sub = self._create_autopay_subscription("done", date_start="2026-01-01")
+        other = self._create_subscription(partner=self.partner, date_start="2026-01-01",
+                                          payment_token_id=sub.payment_token_id.id)
+        self._bill_and_charge("2026-01-01")
+        token = sub.payment_token_id
+        token.write({"card_exp_month": 1, "card_exp_year": 2026})  # ends Jan 31, next charge Feb 1
+        no_expiry = self._create_autopay_subscription("done", partner=self.partner_b, date_start="2026-01-01")
+        self.assertEqual(self.env["subscription.subscription"].search(
+            [("is_card_expiring", "=", True), ("id", "in", (sub | other | no_expiry).ids)]), sub | other)
+        self.assertTrue(sub.is_card_expiring)
+        self.assertFalse(no_expiry.is_card_expiring, "a method without an expiry is skipped")
+        for day in ("2026-01-10", "2026-01-11"):
+            with freeze_time(day):
+                self._run_cron("subscription_billing.ir_cron_update_statuses")
+        [mail] = self._mails_to(self.partner, "expires before")
+        self.assertIn("Update my payment method", mail.body_html)
+        self.assertIn(sub.get_portal_url(anchor="autopay").replace("&", "&amp;"), mail.body_html)
+        self.assertEqual(token.subscription_expiry_reminded, "2026-01")
+        self._assert_logged(sub, "Card expiry reminder e-mailed")
+        self._assert_logged(other, "Card expiry reminder e-mailed")
+        self.assertFalse(self._mails_to(self.partner_b, "expires before"))
+        # The bank sends a new expiry on the same method: a new reminder when it expires again.
+        token.write({"card_exp_month": 3, "card_exp_year": 2026})
+        self.assertFalse(sub.is_card_expiring)
+        self.assertEqual(sub.next_invoice_date, date(2026, 2, 1))
