@@ -47,7 +47,9 @@ class CrmLead(models.Model):
     def write(self, vals):
         res = super().write(vals)
         if "lost_reason_id" in vals and not self.env.context.get("subscription_closing"):
-            # The lost-reason dialog archives first, then writes the reason: the close reason follows.
+            # The lead can be lost before its reason is written (archiving reaches "lost" when the
+            # probability is already 0), and a reason can be edited afterwards: the close reason
+            # follows it (``_subscription_renewal_lost`` does nothing when it already matches).
             for lead in self.filtered(lambda l: l.subscription_id and l.won_status == "lost"):
                 lead._subscription_renewal_lost()
         return res

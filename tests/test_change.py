@@ -1,7 +1,7 @@
 from datetime import date
 
-from odoo.exceptions import UserError
-from odoo.tests import freeze_time, tagged
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import freeze_time, new_test_user, tagged
 
 from .autopay_common import AutopayCommon
 
@@ -173,3 +173,18 @@ class TestPlanAndQuantityChanges(AutopayCommon):
         events = self.env["subscription.mrr.log"].search([("subscription_id", "=", foreign.id)], order="id")
         self.assertEqual((events[-1].mrr_change, foreign.recurring_monthly), (6.0, 12.0),
                          "one more copy of 12.00 at 2 per unit of the company currency")
+
+    def test_who_may_change_and_what_a_refused_change_leaves(self):
+        sub = self._billed()
+        viewer = new_test_user(self.env, login="change_viewer", groups="subscription_billing.group_subscription_viewer")
+        lines = [{"line_id": sub.line_ids.id, "product_id": self.product.id, "quantity": 2, "price_unit": 12.0}]
+        with freeze_time("2026-01-11"):
+            with self.assertRaises(AccessError):
+                sub.with_user(viewer)._apply_change(sub.plan_id, lines, "now")
+            with self.assertRaises(AccessError):
+                self.env["subscription.change.wizard"].with_user(viewer).with_context(active_id=sub.id).create({})
+            sub.action_cancel()
+            with self.assertRaisesRegex(UserError, "not running"):
+                sub._apply_change(sub.plan_id, lines, "now")
+        self.assertEqual((sub.line_ids.quantity, len(sub.invoice_ids)), (1.0, 1), "nothing billed, nothing changed")
+

@@ -95,6 +95,13 @@ class TestReprice(AutopayCommon):
         with freeze_time("2026-02-01"):
             self._run_billing()
         self.assertEqual(sub.line_ids.price_unit, 20.0)
+        self._wizard(sub, method="percent", percent=10, notify=False).action_apply()
+        with freeze_time("2026-03-01"):
+            self._run_billing()
+        applied = sub.price_change_ids.filtered(lambda c: c.state == "applied")
+        self.assertEqual(sub.line_ids.price_unit, 22.0)
+        with self.assertRaisesRegex(UserError, "cannot be cancelled"):
+            applied.with_user(self.manager).action_cancel()
 
     def test_bad_requests_are_refused_and_change_nothing(self):
         sub = self._create_subscription(date_start="2026-01-01")
