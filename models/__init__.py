@@ -9,6 +9,7 @@ from . import subscription_dunning
 from . import subscription_pause
 from . import subscription_renewal
 from . import subscription_price_change
+from . import subscription_renewal_change
 from . import subscription_change
 from . import subscription_card_expiry
 from . import subscription_health

@@ -30,7 +30,7 @@ class CrmLead(models.Model):
         """Renewal opportunities that are won renew their subscription; lost, it ends at the term
         end; a lost one restored takes that end back."""
         res = super()._handle_won_lost(old_status_by_lead, new_status_by_lead)
-        if self.env.context.get("subscription_closing"):
+        if self.env.context.get("subscription_closing") or self.env.context.get("subscription_renewed"):
             return res
         renewals = self.filtered("subscription_id")
         for lead in renewals:
@@ -56,6 +56,16 @@ class CrmLead(models.Model):
 
     # === ACTION METHODS === #
 
+    def action_set_won_rainbowman(self):
+        """*Won* on a renewal opportunity opens the renewal dialog (new plan, prices or quantities
+        for the next term, or the current ones as they are); it is won when the dialog is confirmed."""
+        if len(self) == 1 and self.subscription_id and self.won_status != "won" \
+                and not self.env.context.get("subscription_renewed"):
+            self._subscription_renewal_prepare(check_only=True)
+            return self.subscription_id.with_context(
+                subscription_renewal_lead_id=self.id).action_open_renew_wizard()
+        return super().action_set_won_rainbowman()
+
     def action_view_subscription(self):
         self.ensure_one()
         return {
@@ -67,6 +77,28 @@ class CrmLead(models.Model):
         }
 
     # === BUSINESS METHODS === #
+
+    def _subscription_renewal_prepare(self, check_only=False):
+        """Before renewing from this opportunity: an end scheduled at its term end (when it was
+        lost earlier) is lifted.
+
+        :raise UserError: the subscription was cancelled, or already renewed past this term
+        """
+        self.ensure_one()
+        sub = self.subscription_id.sudo()
+        if sub.state == "cancelled":
+            raise UserError(self.env._(
+                "%(sub)s is cancelled: it cannot be renewed from this opportunity. Start a new subscription.",
+                sub=sub.display_name))
+        if sub.state != "expired" and sub.date_end and self.subscription_term_end \
+                and sub.date_end > self.subscription_term_end and not sub.is_end_scheduled:
+            raise UserError(self.env._(
+                "%(sub)s was already renewed until %(date)s: mark this opportunity won from its stage, or open the "
+                "subscription to change its next term.", sub=sub.display_name, date=format_date(self.env, sub.date_end)))
+        if check_only:
+            return
+        if sub.state in const.RUNNING_STATES and sub.is_end_scheduled and sub.date_end == self.subscription_term_end:
+            sub.write({"date_end": False, "is_end_scheduled": False, "close_reason_id": False})
 
     def _subscription_renewal_won(self):
         """Won: the subscription renews with its current terms for the next term (an end scheduled

@@ -645,16 +645,21 @@ class SubscriptionSubscription(models.Model):
             "subscription_billing.close_reason_cancelled", raise_if_not_found=False))
 
     def action_open_renew_wizard(self):
-        """*Renew*: a running subscription renews at once; an expired one asks when the new term starts."""
-        if "expired" not in self.mapped("state"):
+        """*Renew*: one subscription opens the renewal dialog (the next term as it is, or with a new
+        plan, prices or quantities from its first day); several running ones renew at once as they
+        are; an expired one asks when the new term starts."""
+        if len(self) > 1 and "expired" not in self.mapped("state"):
             return self.action_renew()
+        context = {"active_model": self._name, "active_ids": self.ids}
+        if self.env.context.get("subscription_renewal_lead_id"):
+            context["subscription_renewal_lead_id"] = self.env.context["subscription_renewal_lead_id"]
         return {
             "type": "ir.actions.act_window",
             "name": self.env._("Renew"),
             "res_model": "subscription.renew.wizard",
             "view_mode": "form",
             "target": "new",
-            "context": {"active_model": self._name, "active_ids": self.ids},
+            "context": context,
         }
 
     def action_open_close_wizard(self):

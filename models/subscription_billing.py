@@ -227,7 +227,7 @@ class SubscriptionSubscription(models.Model):
     @api.model
     def _cron_generate_invoices(self, batch_size=None):
         """Billing day: resume the paused subscriptions whose resume date has come, apply the price
-        changes whose day has come, invoice every due period of every running subscription, then
+        changes and renewal terms whose day has come, invoice every due period of every running subscription, then
         close the subscriptions that reached an end that does not renew.
 
         Works in locked batches committed through ``ir.cron._commit_progress`` (a crash loses
@@ -239,6 +239,7 @@ class SubscriptionSubscription(models.Model):
             self.env["ir.config_parameter"].sudo().get_param("subscription_billing.batch_size", DEFAULT_BATCH_SIZE)
         )
         if self._cron_resume_paused(batch_size) and self.env["subscription.price.change"]._cron_apply(batch_size) \
+                and self.env["subscription.renewal.change"]._cron_apply(batch_size) \
                 and process_in_locked_batches(self, self._billable_domain(), "_bill_due_batch", batch_size,
                                               order="next_invoice_date, id"):
             process_in_locked_batches(self, self._ended_domain(), "_close_at_end", batch_size)
@@ -257,7 +258,8 @@ class SubscriptionSubscription(models.Model):
 
     @api.model
     def _generate_due_invoices(self):
-        """Resume the paused subscriptions whose day has come, bill every due subscription up to
+        """Resume the paused subscriptions whose day has come, apply the price changes and renewal
+        terms whose day has come, bill every due subscription up to
         today in the current transaction, and close the ended.
 
         For small bases, imports and demo data; the scheduled action does the same in committed
@@ -267,6 +269,8 @@ class SubscriptionSubscription(models.Model):
             sub._resume(sub.date_resume, self.env._("Resumed on the planned day."))
         PriceChange = self.env["subscription.price.change"]
         PriceChange.search(PriceChange._apply_due_domain())._apply()
+        RenewalChange = self.env["subscription.renewal.change"]
+        RenewalChange.search(RenewalChange._apply_due_domain())._apply()
         invoices = self.search(self._billable_domain())._bill()
         invoices._subscription_notify_billed()
         self.search(self._ended_domain())._close_at_end()

@@ -97,13 +97,19 @@ class SubscriptionSubscription(models.Model):
         return result
 
     def _check_change(self, plan, new_lines, timing):
-        """:raise UserError: the subscription is not running (or not billed, for a change now),
+        """:param str timing: ``now``, ``next_period`` or ``renewal`` (new terms from a new term:
+            an expired subscription may be renewed so, and lowering the revenue is allowed)
+        :raise UserError: the subscription is not running (or not billed, for a change now),
         no line is left, a quantity or price is negative, the plan belongs to another company, or
         the change lowers the recurring revenue during a commitment term of a plan that does not
         allow downgrades"""
         self.ensure_one()
-        if self.state not in const.RUNNING_STATES:
-            raise UserError(self.env._("%(sub)s is not running: it cannot be changed.", sub=self.display_name))
+        if timing == "renewal" and self.state not in (*const.RUNNING_STATES, "expired"):
+            raise UserError(self.env._("%(sub)s is %(state)s: it cannot be renewed. Start a new subscription.",
+                                       sub=self.display_name, state=self._state_label()))
+        if timing != "renewal" and self.state not in const.RUNNING_STATES:
+            raise UserError(self.env._("%(sub)s is %(state)s: it cannot be changed.", sub=self.display_name,
+                                       state=self._state_label()))
         if timing == "now" and self.state not in const.BILLABLE_STATES:
             raise UserError(self.env._("%(sub)s is %(state)s: change it at the next period, or reactivate it first.",
                                        sub=self.display_name, state=self._state_label()))
@@ -113,7 +119,8 @@ class SubscriptionSubscription(models.Model):
             raise UserError(self.env._("Quantities must be above 0 and prices not negative."))
         if plan.company_id and plan.company_id != self.company_id:
             raise UserError(self.env._("Plan %(plan)s belongs to another company.", plan=plan.name))
-        in_term = self.plan_id.term_value and self.date_end and self.date_end >= self.company_id._subscription_today()
+        in_term = timing != "renewal" and self.plan_id.term_value and self.date_end \
+            and self.date_end >= self.company_id._subscription_today()
         if in_term and not self.plan_id.allow_downgrade and self._is_downgrade(plan, new_lines):
             raise UserError(self.env._(
                 "%(sub)s is committed until %(date)s: plan %(plan)s does not allow lowering its quantities, prices or "
@@ -163,7 +170,8 @@ class SubscriptionSubscription(models.Model):
         :param plan: the new ``subscription.plan`` (may be the current one)
         :param list lines_vals: the lines after the change, ``[{"line_id": id or False, "product_id",
             "quantity", "price_unit", "discount"}]``; current lines not listed are removed
-        :param str timing: ``next_period`` or ``now``
+        :param str timing: ``next_period``, ``now``, or ``renewal`` (no proration, the first day
+            of a new term: see ``subscription.renewal.change``)
         :return: the documents created (``account.move``: a prorated invoice or credit note, and
             for a plan change now the first invoice of the new plan), posted
         :raise UserError: see ``_check_change``
@@ -175,6 +183,8 @@ class SubscriptionSubscription(models.Model):
         preview = self._change_preview(plan, new_lines, timing, day)
         documents = self._create_change_documents(preview, day)
         old_plan = self.plan_id
+        transfer_from = self.env["subscription.mrr.log"]._transfer_snapshot(
+            self, self.env.context.get("subscription_event_date") or day)
         kept = {vals["line_id"] for vals in lines_vals if vals.get("line_id")}
         commands = [Command.unlink(line.id) for line in self.line_ids if line.id not in kept]
         for vals, line in zip(lines_vals, new_lines, strict=True):
@@ -184,17 +194,23 @@ class SubscriptionSubscription(models.Model):
         write_vals = {"line_ids": commands}
         if plan != old_plan:
             restart = day if preview["new_period"] else (self.next_invoice_date or day)
-            write_vals.update(plan_id=plan.id)
-            self.with_context(subscription_plan_change=_PLAN_CHANGE).write(write_vals)
+            # The plan first (its prices are computed on the lines), then the lines with the prices
+            # agreed; the MRR is logged once, for the whole change.
+            Deferred = self.with_context(subscription_plan_change=_PLAN_CHANGE, subscription_mrr_defer=True)
+            Deferred.write({"plan_id": plan.id})
+            Deferred.write(write_vals)
+            self.env["subscription.mrr.log"]._sync(self)
             # Periods and the new commitment term count from the restart day.
             Restart = self.with_context(subscription_term_write=True, subscription_plan_change=_PLAN_CHANGE)
             Restart.write({"date_anchor": restart, "next_invoice_date": restart})
-            if plan.term_value and not self.is_end_scheduled:
-                Restart.write({"date_end": self._term_end(restart)})
+            if not self.is_end_scheduled:
+                # the new plan's commitment term (none for an open-ended plan)
+                Restart.write({"date_end": self._term_end(restart) if plan.term_value else False})
             if preview["new_period"]:
                 documents |= self.sudo()._bill(until=day, raise_on_error=True)
         else:
             self.write(write_vals)
+        self.env["subscription.mrr.log"]._transfer(self, transfer_from)
         documents._subscription_apply_credits()
         documents.filtered(lambda m: m.move_type == "out_invoice")._subscription_notify_billed()
         self.message_post(body=self._change_message(old_plan, preview, documents, timing))
@@ -266,6 +282,8 @@ class SubscriptionSubscription(models.Model):
                                     charge=format_amount(self.env, preview["charge"], currency),
                                     net=format_amount(self.env, preview["net"], currency),
                                     docs=", ".join(documents.mapped("name"))))
+        elif timing == "renewal":
+            parts.append(self.env._("from the new term"))
         else:
             parts.append(self.env._("from the next period"))
         return self.env._("Changed by %(user)s: %(parts)s.", user=self.env.user.name, parts="; ".join(parts))

@@ -82,11 +82,15 @@ class SubscriptionMrrLog(models.Model):
         reactivation); nothing when they agree. Set-based: one grouped read, one create.
 
         :param subscriptions: ``subscription.subscription`` records
+        Nothing under the context key ``subscription_mrr_defer`` (the caller syncs once at the end).
+
         :param event_date: the day of the change; default: the context's ``subscription_event_date``
             (a back-dated change), else the day the change takes effect (see
             ``subscription._mrr_event_day``)
         :return: the events created
         """
+        if self.env.context.get("subscription_mrr_defer"):
+            return self.browse()  # a change in several writes logs once, at its end
         event_date = event_date or self.env.context.get("subscription_event_date")
         subs = subscriptions.sudo().filtered("id")
         if not subs:
@@ -114,6 +118,40 @@ class SubscriptionMrrLog(models.Model):
                 vals.update(churn_kind=sub._churn_kind(), close_reason_id=sub.close_reason_id.id)
             vals_list.append(vals)
         return self.sudo().create(vals_list) if vals_list else self.browse()
+
+    @api.model
+    def _transfer_snapshot(self, subscription, event_date):
+        """What ``_transfer`` needs from before a change of ``subscription``: its event values and
+        the MRR its log holds (key ``_logged``)."""
+        sub = subscription.sudo()
+        sub.ensure_one()
+        self.flush_model(["mrr_change"])
+        [(logged,)] = self.sudo()._read_group([("subscription_id", "=", sub.id)], [], ["mrr_change:sum"])
+        return {**sub._mrr_event_vals(0.0, event_date), "_logged": logged or 0.0}
+
+    @api.model
+    def _transfer(self, subscription, before):
+        """The MRR of ``subscription`` moved to another plan or main product: a ``transfer`` event
+        takes what its log held off the old plan/product and another puts it on the new ones, so
+        breakdowns by plan or product stay true while the subscription's total (and the
+        company's) is unchanged; the difference in amount is the expansion or contraction
+        ``_sync`` logs. Nothing when neither changed.
+
+        :param subscription: one ``subscription.subscription``
+        :param dict before: ``_transfer_snapshot`` taken before the change
+        :return: the two events created (or none)
+        """
+        sub = subscription.sudo()
+        after = sub._mrr_event_vals(0.0, before["event_date"])
+        moved = sub.company_id.currency_id.round(before["_logged"])
+        if (after["plan_id"], after["product_id"]) == (before["plan_id"], before["product_id"]) \
+                or sub.company_id.currency_id.is_zero(moved):
+            return self.browse()
+        old = {key: value for key, value in before.items() if not key.startswith("_")}
+        return self.sudo().create([
+            {**old, "mrr_change": -moved, "event_type": "transfer"},
+            {**after, "mrr_change": moved, "event_type": "transfer"},
+        ])
 
     @api.model
     def _churn_paused(self, subscriptions):

@@ -2,7 +2,7 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from .. import const
-from ..utils import PERIOD_UNITS, is_multiple, monthly_factor
+from ..utils import PERIOD_UNITS, is_multiple, monthly_factor, period_in_days, period_in_months
 
 
 class SubscriptionPlan(models.Model):
@@ -155,6 +155,16 @@ class SubscriptionPlan(models.Model):
         """Factor that turns one period's amount into a monthly amount (MRR)."""
         self.ensure_one()
         return monthly_factor(self.billing_period_value, self.billing_period_unit)
+
+    def _periods_per_term(self):
+        """Billing periods in one commitment term (1 when open-ended)."""
+        self.ensure_one()
+        term = period_in_months(self.term_value, self.term_unit)
+        period = period_in_months(self.billing_period_value, self.billing_period_unit)
+        if term is None or period is None:
+            term = period_in_days(self.term_value, self.term_unit)
+            period = period_in_days(self.billing_period_value, self.billing_period_unit)
+        return max(term // period, 1) if term and period else 1
 
     # === ACTION METHODS === #
 

@@ -3,7 +3,6 @@ from odoo.fields import Domain
 from odoo.tools import format_date
 
 from .. import const
-from ..utils import period_in_days, period_in_months
 
 
 class SubscriptionCloseReason(models.Model):
@@ -112,14 +111,7 @@ class SubscriptionSubscription(models.Model):
         """The untaxed value of one more term at today's lines and prices, in the company currency
         (converted at today's rate): the amount per period × the periods in a term."""
         self.ensure_one()
-        plan = self.plan_id
-        term = period_in_months(plan.term_value, plan.term_unit)
-        period = period_in_months(plan.billing_period_value, plan.billing_period_unit)
-        if term is None or period is None:
-            term = period_in_days(plan.term_value, plan.term_unit)
-            period = period_in_days(plan.billing_period_value, plan.billing_period_unit)
-        periods = term // period if term and period else 1
-        value = self.amount_untaxed * periods
+        value = self.amount_untaxed * self.plan_id._periods_per_term()
         company_currency = self.company_id.currency_id
         if self.currency_id and self.currency_id != company_currency:
             value = self.currency_id._convert(value, company_currency, self.company_id,

@@ -110,7 +110,10 @@ class TestPlanAndQuantityChanges(AutopayCommon):
         self.assertEqual((sub.plan_id, sub.next_invoice_date, sub.date_end, sub.line_ids.price_unit),
                          (self.plan_yearly, date(2027, 1, 11), date(2027, 1, 10), 120.0))
         events = self.env["subscription.mrr.log"].search([("subscription_id", "=", sub.id)], order="id")
-        self.assertEqual(events.mapped("mrr_change"), [12.0, -2.0], "yearly 120.00 is 10.00 a month")
+        self.assertEqual([(e.event_type, e.plan_id, e.mrr_change) for e in events], [
+            ("new", self.plan_monthly, 12.0), ("contraction", self.plan_yearly, -2.0),
+            ("transfer", self.plan_monthly, -12.0), ("transfer", self.plan_yearly, 12.0),
+        ], "yearly 120.00 is 10.00 a month; the MRR moves to the yearly plan (breakdowns by plan stay true)")
 
     def test_autopay_pays_an_upgrade_at_once(self):
         sub = self._create_autopay_subscription("done", date_start="2026-01-01")
@@ -184,7 +187,7 @@ class TestPlanAndQuantityChanges(AutopayCommon):
             with self.assertRaises(AccessError):
                 self.env["subscription.change.wizard"].with_user(viewer).with_context(active_id=sub.id).create({})
             sub.action_cancel()
-            with self.assertRaisesRegex(UserError, "not running"):
+            with self.assertRaisesRegex(UserError, "cannot be changed"):
                 sub._apply_change(sub.plan_id, lines, "now")
         self.assertEqual((sub.line_ids.quantity, len(sub.invoice_ids)), (1.0, 1), "nothing billed, nothing changed")
 

@@ -2,9 +2,9 @@ from datetime import date
 
 from psycopg2 import IntegrityError
 
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.fields import Command
-from odoo.tests import freeze_time, tagged
+from odoo.tests import freeze_time, new_test_user, tagged
 from odoo.tools import mute_logger
 
 from .autopay_common import AutopayCommon
@@ -69,8 +69,12 @@ class TestRenewalOpportunities(AutopayCommon):
         by_kanban = self._ending_sub(partner=self.partner_b)
         self._statuses("2026-12-05")
         with freeze_time("2026-12-06"):
-            self._leads(by_button).action_set_won_rainbowman()
+            action = self._leads(by_button).action_set_won_rainbowman()
+            self.assertEqual(action["res_model"], "subscription.renew.wizard", "Won opens the renewal dialog")
+            self.assertEqual(self._leads(by_button).won_status, "pending", "won only once the dialog is confirmed")
+            self.env[action["res_model"]].with_context(action["context"]).create({}).action_renew()  # as it is
             self._leads(by_kanban).write({"stage_id": self.won_stage.id})
+        self.assertEqual(self._leads(by_button).won_status, "won")
         for sub in by_button | by_kanban:
             self.assertEqual((sub.state, sub.date_end), ("active", date(2027, 12, 31)))
             self._assert_logged(sub, "Renewal won")
@@ -147,3 +151,144 @@ class TestRenewalReminders(AutopayCommon):
         self.assertFalse(self.env["crm.lead"].search([("subscription_id", "=", renews.id)]))
         self.assertFalse(self._mails_to(self.partner_b, "renews on"), "the plan does not notify")
         self.assertFalse(quiet.renewal_reminded_for)
+
+
+@tagged("post_install", "-at_install")
+class TestRenewalTerms(AutopayCommon):
+    """The renewal dialog: a new plan, prices or quantities from the first day of the next term."""
+
+    def _renew_wizard(self, sub, **context):
+        action = sub.with_context(**context).action_open_renew_wizard()
+        return self.env[action["res_model"]].with_context(action["context"])
+
+    def _invoices(self, sub):
+        return self.env["account.move"].search([("subscription_id", "=", sub.id), ("move_type", "=", "out_invoice")],
+                                               order="subscription_period_start")
+
+    def test_won_opportunity_renews_into_a_new_plan_and_price_from_the_term_end(self):
+        """Yearly 120.00 ending 2026-12-31, not renewing; won on Dec 6 with the monthly plan, two
+        copies at a typed 11.00: December stays yearly, January 1 bills 2 × 11.00 + 10 % = 24.20."""
+        sub = self._create_subscription(plan=self.plan_yearly, date_start="2026-01-01", user_id=self.sales_user.id)
+        sub.auto_renew = False
+        with freeze_time("2026-12-05"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        lead = self.env["crm.lead"].search([("subscription_id", "=", sub.id)])
+        with freeze_time("2026-12-06"):
+            action = lead.action_set_won_rainbowman()
+            wizard = self.env[action["res_model"]].with_context(action["context"]).create({})
+            self.assertEqual((wizard.lead_id, wizard.plan_id, wizard.date_effective), (lead, self.plan_yearly,
+                                                                                       date(2027, 1, 1)))
+            self.assertFalse(wizard.is_changed)
+            wizard.plan_id = self.plan_monthly
+            wizard._onchange_plan_id()
+            self.assertEqual(wizard.line_ids.price_unit, 12.0, "the new plan brings the product's plan price")
+            wizard.line_ids.write({"price_unit": 11.0, "quantity": 2.0})
+            self.assertEqual((wizard.amount_untaxed, wizard.amount_tax, wizard.amount_total, wizard.current_total),
+                             (22.0, 2.2, 24.2, 132.0))
+            self.assertEqual((wizard.periods, wizard.term_total, wizard.term_end), (12, 290.4, date(2027, 12, 31)))
+            wizard.action_renew()
+        self.assertEqual(lead.won_status, "won")
+        self.assertEqual((sub.plan_id, sub.date_end, sub.line_ids.quantity), (self.plan_yearly, date(2027, 12, 31), 1.0),
+                         "nothing changes before the term end; the term is renewed")
+        change = sub.renewal_change_ids
+        self.assertEqual((change.state, change.date_effective, change.amount_total, change.lead_id),
+                         ("scheduled", date(2027, 1, 1), 24.2, lead))
+        self.assertIn("Monthly (test)", sub.renewal_change_summary)
+        self._assert_logged(sub, "New terms agreed at the renewal")
+        with freeze_time("2026-12-31"):
+            self._run_billing()
+        self.assertEqual(sub.plan_id, self.plan_yearly)
+        with freeze_time("2027-01-01"):
+            self._run_billing()
+        self.assertEqual((sub.plan_id, sub.line_ids.quantity, sub.line_ids.price_unit, sub.date_end),
+                         (self.plan_monthly, 2.0, 11.0, date(2027, 12, 31)))
+        self.assertEqual(change.state, "applied")
+        self.assertFalse(sub.renewal_change_summary)
+        invoice = self._invoices(sub)[-1]
+        self.assertEqual((invoice.subscription_period_start, invoice.subscription_period_end, invoice.amount_total),
+                         (date(2027, 1, 1), date(2027, 1, 31), 24.2))
+        self.assertEqual(len(self._invoices(sub)), 2, "one yearly invoice, then the first monthly one")
+        log = self.env["subscription.mrr.log"].search([("subscription_id", "=", sub.id)], order="id")
+        self.assertEqual([(e.event_type, e.event_date, e.plan_id, e.mrr_change) for e in log[1:]], [
+            ("expansion", date(2027, 1, 1), self.plan_monthly, 12.0),
+            ("transfer", date(2027, 1, 1), self.plan_yearly, -10.0),
+            ("transfer", date(2027, 1, 1), self.plan_monthly, 10.0),
+        ], "120.00 a year (10.00 MRR) moves to the monthly plan and grows to 22.00")
+        self.assertEqual(sum(log.mapped("mrr_change")), sub.recurring_monthly)
+
+    def test_a_late_billing_day_bills_the_old_term_first(self):
+        """Monthly, auto-renewing, 12.00 until 2026-12-31; the renewal lowers it to 10.00 (allowed at a
+        renewal even though the plan refuses downgrades during the term). The billing day is missed
+        until Jan 3: December's period at 12.00, then January at 10.00."""
+        sub = self._create_subscription(plan=self.plan_monthly, date_start="2026-01-01")
+        with freeze_time("2026-11-01"):
+            self._run_billing()
+        with freeze_time("2026-11-10"):
+            wizard = self._renew_wizard(sub).create({})
+            wizard.line_ids.price_unit = 10.0
+            self.assertFalse(wizard.preview_error)
+            wizard.action_renew()
+            self.assertEqual(sub.date_end, date(2026, 12, 31), "it renews by itself: the term is not extended now")
+        with freeze_time("2027-01-03"):
+            self._run_billing()
+        self.assertEqual([(i.subscription_period_start, i.amount_untaxed) for i in self._invoices(sub)[-3:]], [
+            (date(2026, 11, 1), 12.0), (date(2026, 12, 1), 12.0), (date(2027, 1, 1), 10.0)])
+        self.assertEqual(sub.date_end, date(2027, 12, 31))
+        log = self.env["subscription.mrr.log"].search([("subscription_id", "=", sub.id)], order="id")[-1]
+        self.assertEqual((log.event_type, log.event_date, log.mrr_change), ("contraction", date(2027, 1, 1), -2.0))
+
+    def test_cancelled_or_closed_renewal_terms_change_nothing(self):
+        sub = self._create_subscription(plan=self.plan_monthly, date_start="2026-01-01")
+        other = self._create_subscription(plan=self.plan_monthly, date_start="2026-01-01", partner=self.partner_b)
+        with freeze_time("2026-11-10"):
+            for each in sub | other:
+                wizard = self._renew_wizard(each).create({})
+                wizard.line_ids.quantity = 3.0
+                wizard.action_renew()
+            sub.action_cancel_renewal_change()
+            self._assert_logged(sub, "Renewal terms from")
+            other.action_cancel()
+        self.assertEqual(other.renewal_change_ids.state, "cancelled", "closing cancels the new terms")
+        with freeze_time("2027-01-01"):
+            self._run_billing()
+        self.assertEqual(sub.line_ids.quantity, 1.0)
+        self.assertEqual(sub.renewal_change_ids.state, "cancelled")
+        with self.assertRaisesRegex(UserError, "already applied"), self.env.cr.savepoint():
+            applied = sub.renewal_change_ids.copy({"state": "applied"})
+            applied.action_cancel()
+
+    def test_an_expired_subscription_restarts_with_the_new_terms_at_once(self):
+        sub = self._create_subscription(plan=self.plan_yearly, date_start="2025-01-01")
+        sub.auto_renew = False
+        with freeze_time("2026-01-02"):
+            self._run_billing()
+        self.assertEqual(sub.state, "expired")
+        with freeze_time("2026-03-01"):
+            wizard = self._renew_wizard(sub).create({"date_start": "2026-03-01", "plan_id": self.plan_quarterly.id})
+            wizard._onchange_plan_id()
+            self.assertEqual((wizard.date_effective, wizard.amount_total, wizard.periods), (date(2026, 3, 1), 35.2, 4))
+            wizard.action_renew()
+            self._run_billing()
+        self.assertEqual((sub.state, sub.plan_id, sub.date_end), ("active", self.plan_quarterly, date(2027, 2, 28)))
+        self.assertEqual((self._invoices(sub)[-1].subscription_period_start, self._invoices(sub)[-1].amount_total),
+                         (date(2026, 3, 1), 35.2))
+
+    def test_renewal_dialog_refuses_what_cannot_be_renewed(self):
+        sub = self._create_subscription(plan=self.plan_yearly, date_start="2026-01-01")
+        sub.auto_renew = False
+        with freeze_time("2026-12-01"):
+            wizard = self._renew_wizard(sub).create({})
+            wizard.line_ids.quantity = 0.0
+            self.assertIn("above 0", wizard.preview_error)
+            with self.assertRaisesRegex(UserError, "above 0"), self.env.cr.savepoint():
+                wizard.action_renew()
+            self.assertFalse(sub.renewal_change_ids)
+            sub.action_cancel()
+            with self.assertRaisesRegex(UserError, "cannot be renewed"), self.env.cr.savepoint():
+                self._renew_wizard(sub).create({}).action_renew()
+        viewer = new_test_user(self.env, login="renew_viewer", groups="subscription_billing.group_subscription_viewer")
+        running = self._create_subscription(plan=self.plan_yearly, date_start="2026-01-01", partner=self.partner_b)
+        with self.assertRaises(AccessError), self.env.cr.savepoint():
+            running.with_user(viewer)._renew_with_terms(self.plan_monthly, [
+                {"line_id": False, "product_id": self.product.id, "quantity": 1.0, "price_unit": 1.0, "discount": 0}])
+        self.assertFalse(running.renewal_change_ids)

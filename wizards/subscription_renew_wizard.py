@@ -1,17 +1,143 @@
-from odoo import fields, models
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from ..utils import period_end
 
 
 class SubscriptionRenewWizard(models.TransientModel):
+    """*Renew*: the next term as it is, or (one subscription) with a new plan, prices or
+    quantities that take effect on the first day of that term; the next term's amounts are shown
+    before confirming. Opened from a renewal opportunity marked won, it also wins it."""
+
     _name = "subscription.renew.wizard"
     _inherit = ["subscription.wizard.mixin"]
-    _description = "Renew an ended subscription"
+    _description = "Renew subscriptions"
 
     date_start = fields.Date(
         string="New term starts on", required=True, default=fields.Date.context_today,
         help="Billing restarts on this day. An earlier day also invoices the time the subscription was ended.",
     )
+    subscription_id = fields.Many2one("subscription.subscription", compute="_compute_subscription_id")
+    lead_id = fields.Many2one("crm.lead", string="Renewal opportunity", readonly=True,
+                              default=lambda self: self.env.context.get("subscription_renewal_lead_id"))
+    has_expired = fields.Boolean(compute="_compute_subscription_id")
+    currency_id = fields.Many2one(related="subscription_id.currency_id")
+    plan_id = fields.Many2one("subscription.plan", string="Plan of the new term",
+                              default=lambda self: self._default_subscription().plan_id)
+    line_ids = fields.One2many("subscription.renew.wizard.line", "wizard_id", string="Lines of the new term",
+                               default=lambda self: self._default_line_ids())
+    date_effective = fields.Date(compute="_compute_preview", string="New terms from")
+    term_end = fields.Date(compute="_compute_preview", string="New term until")
+    amount_untaxed = fields.Monetary(compute="_compute_preview", string="Untaxed per period")
+    amount_tax = fields.Monetary(compute="_compute_preview", string="Taxes per period")
+    amount_total = fields.Monetary(compute="_compute_preview", string="Total per period")
+    current_total = fields.Monetary(compute="_compute_preview", string="Today per period")
+    periods = fields.Integer(compute="_compute_preview", string="Periods in the term")
+    term_total = fields.Monetary(compute="_compute_preview", string="Term value (taxes included)")
+    is_changed = fields.Boolean(compute="_compute_preview")
+    preview_error = fields.Char(compute="_compute_preview")
+
+    def _default_subscription(self):
+        ids = self.env.context.get("active_ids") or []
+        return self.env["subscription.subscription"].browse(ids if len(ids) == 1 else [])
+
+    def _default_line_ids(self):
+        return [fields.Command.create({"line_id": line.id, "product_id": line.product_id.id, "quantity": line.quantity,
+                                       "price_unit": line.price_unit, "discount": line.discount})
+                for line in self._default_subscription().line_ids]
+
+    @api.depends("subscription_ids")
+    def _compute_subscription_id(self):
+        for wizard in self:
+            wizard.subscription_id = wizard.subscription_ids if len(wizard.subscription_ids) == 1 else False
+            wizard.has_expired = "expired" in wizard.subscription_ids.mapped("state")
+
+    @api.depends("subscription_id", "plan_id", "date_start", "line_ids.product_id", "line_ids.quantity",
+                 "line_ids.price_unit", "line_ids.discount")
+    def _compute_preview(self):
+        for wizard in self:
+            values = {"date_effective": False, "term_end": False, "amount_untaxed": 0.0, "amount_tax": 0.0,
+                      "amount_total": 0.0, "current_total": 0.0, "periods": 0, "term_total": 0.0,
+                      "is_changed": False, "preview_error": False}
+            sub, plan = wizard.subscription_id, wizard.plan_id
+            if sub and plan:
+                try:
+                    new_lines = sub._new_lines(wizard._lines_vals(), plan)
+                    sub._check_change(plan, new_lines, "renewal")
+                except UserError as error:
+                    values["preview_error"] = error.args[0]
+                else:
+                    untaxed, total = sub._lines_total([(line, None, 1) for line in new_lines])
+                    start = wizard.date_start if sub.state == "expired" else sub._renewal_day()
+                    periods = plan._periods_per_term()
+                    values.update(
+                        date_effective=start, amount_untaxed=untaxed, amount_tax=total - untaxed, amount_total=total,
+                        current_total=sub.amount_total, periods=periods, term_total=total * periods,
+                        is_changed=plan != sub.plan_id or sub._lines_differ(new_lines),
+                        term_end=start and plan.term_value and self._term_end_from(sub, plan, start))
+            wizard.update(values)
+
+    @api.model
+    def _term_end_from(self, sub, plan, start):
+        """End of a term of ``plan`` starting on ``start`` for ``sub`` (a new plan counts from ``start``)."""
+        if plan == sub.plan_id:
+            return sub._term_end(start)
+        return period_end(start, plan.term_value, plan.term_unit, anchor_day=start.day)
+
+    @api.onchange("plan_id")
+    def _onchange_plan_id(self):
+        """A new plan brings its prices (the product's plan pricing); prices can then be typed."""
+        Pricing = self.env["subscription.pricing"]
+        for line in self.line_ids.filtered("product_id"):
+            price = Pricing._get_price(line.product_id, self.plan_id, self.currency_id)
+            if price is not None:
+                line.price_unit = price
+
+    def _lines_vals(self):
+        return [{"line_id": line.line_id.id, "product_id": line.product_id.id, "quantity": line.quantity,
+                 "price_unit": line.price_unit, "discount": line.discount}
+                for line in self.line_ids if line.product_id]
 
     def action_renew(self):
+        """Renew: several subscriptions as they are; one with the terms in the dialog (see
+        ``subscription._renew_with_terms``). From an opportunity, it is marked won.
+
+        :raise UserError: what ``action_renew`` / ``_renew_with_terms`` raise; the opportunity's
+            subscription was already renewed past the opportunity's term
+        """
         self.ensure_one()
-        self.subscription_ids.action_renew(date_start=self.date_start)
+        if self.lead_id:
+            self.lead_id._subscription_renewal_prepare()
+        if not self.subscription_id:
+            self.subscription_ids.action_renew(
+                date_start=self.date_start if self.has_expired else None)
+        else:
+            if self.preview_error:
+                raise UserError(self.preview_error)
+            self.subscription_id._renew_with_terms(
+                self.plan_id, self._lines_vals(), date_start=self.date_start, lead=self.lead_id)
+        if self.lead_id:
+            self.lead_id.with_context(subscription_renewed=True).action_set_won()
+            self.subscription_id.message_post(body=self.env._(
+                "Renewal won (%(lead)s).", lead=self.lead_id._get_html_link()))
         return {"type": "ir.actions.act_window_close"}
+
+
+class SubscriptionRenewWizardLine(models.TransientModel):
+    _name = "subscription.renew.wizard.line"
+    _description = "Line of a subscription's next term"
+
+    wizard_id = fields.Many2one("subscription.renew.wizard", required=True, ondelete="cascade")
+    line_id = fields.Many2one("subscription.line", string="Current line")
+    product_id = fields.Many2one("product.product", required=True,
+                                 domain=[("recurring_invoice", "=", True), ("sale_ok", "=", True)])
+    quantity = fields.Float(default=1.0, digits="Product Unit")
+    price_unit = fields.Float(string="Unit price", digits="Product Price")
+    discount = fields.Float(string="Discount (%)", digits="Discount")
+
+    @api.onchange("product_id")
+    def _onchange_product_id(self):
+        if self.product_id and self.product_id != self.line_id.product_id:
+            wizard = self.wizard_id
+            price = self.env["subscription.pricing"]._get_price(self.product_id, wizard.plan_id, wizard.currency_id)
+            self.price_unit = self.product_id.lst_price if price is None else price
+
