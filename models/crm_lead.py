@@ -94,7 +94,8 @@ class CrmLead(models.Model):
                 and sub.date_end > self.subscription_term_end and not sub.is_end_scheduled:
             raise UserError(self.env._(
                 "%(sub)s was already renewed until %(date)s: mark this opportunity won from its stage, or open the "
-                "subscription to change its next term.", sub=sub.display_name, date=format_date(self.env, sub.date_end)))
+                "subscription to change its next term.",
+                sub=sub.display_name, date=format_date(self.env, sub.date_end)))
         if check_only:
             return
         if sub.state in const.RUNNING_STATES and sub.is_end_scheduled and sub.date_end == self.subscription_term_end:

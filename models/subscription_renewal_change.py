@@ -1,3 +1,4 @@
+import logging
 from datetime import timedelta
 
 from odoo import api, fields, models
@@ -7,6 +8,8 @@ from odoo.tools import format_amount, format_date
 
 from .. import const
 from ..tools import process_in_locked_batches
+
+_logger = logging.getLogger(__name__)
 
 
 class SubscriptionRenewalChange(models.Model):
@@ -95,6 +98,7 @@ class SubscriptionRenewalChange(models.Model):
                 with self.env.cr.savepoint():
                     change._apply_one()
             except Exception as error:  # one subscription must not stop the billing day
+                _logger.warning("Renewal terms of %s not applied", sub.display_name, exc_info=True)
                 sub._log_billing_error(error, sub.company_id._subscription_today())
 
     def _apply_one(self):
@@ -237,5 +241,5 @@ class SubscriptionSubscription(models.Model):
         """The lines ``new_lines`` (in memory) differ from the current ones (product, quantity,
         price or discount)."""
         self.ensure_one()
-        key = lambda l: (l.product_id.id, l.quantity, l.price_unit, l.discount)  # noqa: E731
+        key = lambda l: (l.product_id.id, l.quantity, l.price_unit, l.discount)
         return sorted(map(key, self.line_ids)) != sorted(map(key, new_lines))

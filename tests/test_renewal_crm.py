@@ -188,7 +188,8 @@ class TestRenewalTerms(AutopayCommon):
             self.assertEqual((wizard.periods, wizard.term_total, wizard.term_end), (12, 290.4, date(2027, 12, 31)))
             wizard.action_renew()
         self.assertEqual(lead.won_status, "won")
-        self.assertEqual((sub.plan_id, sub.date_end, sub.line_ids.quantity), (self.plan_yearly, date(2027, 12, 31), 1.0),
+        self.assertEqual((sub.plan_id, sub.date_end, sub.line_ids.quantity),
+                         (self.plan_yearly, date(2027, 12, 31), 1.0),
                          "nothing changes before the term end; the term is renewed")
         change = sub.renewal_change_ids
         self.assertEqual((change.state, change.date_effective, change.amount_total, change.lead_id),
