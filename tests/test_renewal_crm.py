@@ -72,7 +72,7 @@ class TestRenewalOpportunities(AutopayCommon):
             action = self._leads(by_button).action_set_won_rainbowman()
             self.assertEqual(action["res_model"], "subscription.renew.wizard", "Won opens the renewal dialog")
             self.assertEqual(self._leads(by_button).won_status, "pending", "won only once the dialog is confirmed")
-            self.env[action["res_model"]].with_context(action["context"]).create({}).action_renew()  # as it is
+            self.env[action["res_model"]].with_context(**action["context"]).create({}).action_renew()  # as it is
             self._leads(by_kanban).write({"stage_id": self.won_stage.id})
         self.assertEqual(self._leads(by_button).won_status, "won")
         for sub in by_button | by_kanban:
@@ -159,7 +159,7 @@ class TestRenewalTerms(AutopayCommon):
 
     def _renew_wizard(self, sub, **context):
         action = sub.with_context(**context).action_open_renew_wizard()
-        return self.env[action["res_model"]].with_context(action["context"])
+        return self.env[action["res_model"]].with_context(**action["context"])
 
     def _invoices(self, sub):
         return self.env["account.move"].search([("subscription_id", "=", sub.id), ("move_type", "=", "out_invoice")],
@@ -175,7 +175,7 @@ class TestRenewalTerms(AutopayCommon):
         lead = self.env["crm.lead"].search([("subscription_id", "=", sub.id)])
         with freeze_time("2026-12-06"):
             action = lead.action_set_won_rainbowman()
-            wizard = self.env[action["res_model"]].with_context(action["context"]).create({})
+            wizard = self.env[action["res_model"]].with_context(**action["context"]).create({})
             self.assertEqual((wizard.lead_id, wizard.plan_id, wizard.date_effective), (lead, self.plan_yearly,
                                                                                        date(2027, 1, 1)))
             self.assertFalse(wizard.is_changed)
