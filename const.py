@@ -109,6 +109,8 @@ MAX_YEARS_FROM_TODAY = 10
 # floats (15-16 significant digits), so beyond 10^12 the cents are no longer exact.
 MAX_LINE_AMOUNT = 1e12
 MAX_QUANTITY = 1e9
+# Largest quantity a customer may choose in the portal (more is a conversation with sales).
+MAX_PORTAL_QUANTITY = 10000
 # Periods "Generate invoice now" creates inside one web request; more are left to the billing
 # day's committed batches (after the user confirms), and the billing day itself invoices at most
 # this many periods of one subscription per batch.

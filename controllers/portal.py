@@ -1,4 +1,4 @@
-from werkzeug.exceptions import Forbidden, NotFound
+from werkzeug.exceptions import BadRequest, Forbidden, NotFound
 
 from odoo import http
 from odoo.exceptions import AccessError, MissingError, UserError, ValidationError
@@ -121,6 +121,14 @@ class SubscriptionPortal(PaymentPortal):
             "access_token": sub.access_token,
         }
 
+    def _subscription_change_documents(self, sub, documents):
+        """The documents a change just created, from the page's query (only this subscription's)."""
+        ids = [int(doc_id) for doc_id in (documents or "").split(",") if doc_id.strip().isdigit()][:5]
+        if not ids:
+            return request.env["account.move"]
+        return request.env["account.move"].sudo().browse(ids).exists().filtered(
+            lambda m: m.subscription_id == sub and m.state == "posted")
+
     # === PAGES === #
 
     @http.route(["/my/subscriptions", "/my/subscriptions/page/<int:page>"], type="http", auth="user", website=True)
@@ -174,6 +182,7 @@ class SubscriptionPortal(PaymentPortal):
             "charges": sub.charge_ids[:20],
             "message": kw.get("message"),
             "close_reasons": close_reasons,
+            "change_documents": self._subscription_change_documents(sub, kw.get("documents")),
             **self._subscription_payment_form_values(sub),
         }
         values = self._get_page_view_values(
@@ -260,6 +269,85 @@ class SubscriptionPortal(PaymentPortal):
         author, _by_customer = self._subscription_actor(sub)
         sub._resume_by_customer(author)
         return request.redirect(sub.get_portal_url(query_string="&message=resumed"))
+
+    # === CHANGE ROUTES === #
+
+    def _subscription_change_render(self, sub, params, preview=None, error=None, status=200):
+        """The change page: the form (plan, quantities, variants, when), and once previewed the
+        exact amounts with the confirm button."""
+        plans = sub._portal_change_plans()
+        values = {
+            "subscription": sub,
+            "page_name": "subscription_change",
+            "plans": plans,
+            "plan_prices": {plan.id: sub._portal_plan_amount(plan) for plan in plans},
+            "variants": {line.id: sub._portal_change_variants(line) for line in sub.line_ids},
+            "params": params,
+            "preview": preview,
+            "error": error,
+        }
+        return request.render("subscription_billing.portal_subscription_change", values, status=status)
+
+    def _subscription_change_get(self, sub_id, access_token):
+        sub = self._subscription_get(sub_id, access_token, act=True)
+        if not sub._portal_can_change():
+            raise Forbidden()
+        return sub
+
+    @http.route("/my/subscriptions/<int:sub_id>/change", type="http", auth="public", methods=["GET"], website=True)
+    def portal_subscription_change(self, sub_id, access_token=None, **kwargs):
+        """The change form, filled with the subscription as it is."""
+        sub = self._subscription_change_get(sub_id, access_token)
+        params = {"plan_id": str(sub.plan_id.id), "timing": "now"}
+        for line in sub.line_ids:
+            params[f"quantity_{line.id}"] = f"{line.quantity:g}"
+            params[f"product_{line.id}"] = str(line.product_id.id)
+        return self._subscription_change_render(sub, params)
+
+    @http.route("/my/subscriptions/<int:sub_id>/change/preview", type="http", auth="public", methods=["POST"],
+                website=True)
+    def portal_subscription_change_preview(self, sub_id, access_token=None, **params):
+        """The exact amounts of the change chosen (nothing is written); a change that is not
+        allowed shows why (400)."""
+        sub = self._subscription_change_get(sub_id, access_token)
+        params.pop("csrf_token", None)
+        try:
+            plan, lines_vals, timing = sub._portal_change_values(params)
+            preview = sub._change_preview(plan, sub._new_lines(lines_vals, plan), timing)
+        except (UserError, ValidationError) as error:
+            return self._subscription_change_render(sub, params, error=error.args[0], status=400)
+        return self._subscription_change_render(sub, params, preview=dict(preview, plan=plan, timing=timing))
+
+    @http.route("/my/subscriptions/<int:sub_id>/change/confirm", type="http", auth="public", methods=["POST"],
+                website=True)
+    def portal_subscription_change_confirm(self, sub_id, access_token=None, expected_net=None, **params):
+        """Apply the change previewed. When the amounts are no longer those shown (the day
+        changed, a price changed meanwhile), the new ones are shown to confirm again."""
+        sub = self._subscription_change_get(sub_id, access_token)
+        params.pop("csrf_token", None)
+        author, _by_customer = self._subscription_actor(sub)
+        try:
+            plan, lines_vals, timing = sub._portal_change_values(params)
+            preview = sub._change_preview(plan, sub._new_lines(lines_vals, plan), timing)
+            shown = float(expected_net) if expected_net not in (None, "") else None
+        except (UserError, ValidationError) as error:
+            return self._subscription_change_render(sub, params, error=error.args[0], status=400)
+        except ValueError:
+            raise BadRequest() from None
+        if shown is None or sub.currency_id.compare_amounts(shown, preview["net"]):
+            return self._subscription_change_render(
+                sub, params, preview=dict(preview, plan=plan, timing=timing),
+                error=request.env._("The amounts have changed since they were shown: check them and confirm again."),
+                status=409)
+        try:
+            documents = sub._apply_change(plan, lines_vals, timing, author=author)
+        except (UserError, ValidationError) as error:
+            request.env.cr.rollback()
+            return self._subscription_change_render(sub, params, error=error.args[0], status=400)
+        query = "&message=changed"
+        if documents:
+            query += f"&documents={','.join(str(doc_id) for doc_id in documents.ids)}"
+        return request.redirect(sub.get_portal_url(query_string=query))
 
     # === RENEWAL ROUTES === #
 

@@ -1,4 +1,4 @@
-from odoo import models
+from odoo import api, models
 from odoo.exceptions import UserError
 from odoo.fields import Command, Domain
 from odoo.tools import float_round, format_amount, format_date
@@ -29,6 +29,79 @@ class SubscriptionSubscription(models.Model):
         }
 
     # === BUSINESS METHODS === #
+
+    def _portal_change_plans(self):
+        """Plans a customer may move to from the portal: the current one, and the active plans of
+        the subscription's company that let customers change, with a price for each of its
+        products (the plan's pricing in the subscription currency)."""
+        self.ensure_one()
+        Plan = self.env["subscription.plan"].sudo()
+        Pricing = self.env["subscription.pricing"].sudo()
+        plans = Plan.search([("customer_can_change", "=", True), ("company_id", "in", (False, self.company_id.id))])
+        offered = plans.filtered(lambda plan: plan == self.plan_id or all(
+            Pricing._get_price(line.product_id, plan, self.currency_id) is not None for line in self.line_ids))
+        return (self.plan_id | offered).sorted(lambda plan: (plan.sequence, plan.id))
+
+    def _portal_change_variants(self, line):
+        """Variants of ``line``'s product a customer may switch to (itself included)."""
+        return line.product_id.product_tmpl_id.product_variant_ids.filtered(
+            lambda p: p.sale_ok and p.recurring_invoice) | line.product_id
+
+    @api.model
+    def _portal_max_quantity(self):
+        return const.MAX_PORTAL_QUANTITY
+
+    def _portal_can_change(self):
+        """The customer may change plan or quantities from the portal now."""
+        self.ensure_one()
+        return bool(self.plan_id.customer_can_change and self.state == "active" and self.line_ids)
+
+    def _portal_change_values(self, params):
+        """Read a portal change form: ``plan_id``, ``timing``, and per current line
+        ``quantity_<line id>`` and ``product_<line id>`` (strings, as posted).
+
+        :return: ``(plan, lines_vals, timing)`` for ``_change_preview`` / ``_apply_change``; the
+            prices are the new plan's (or the current ones on the same plan)
+        :raise UserError: a value that is not offered or not a number (the form offers only what
+            is allowed, so this is a tampered or stale form)
+        """
+        self.ensure_one()
+        plans = self._portal_change_plans()
+        try:
+            plan = plans.filtered(lambda p: p.id == int(params.get("plan_id") or self.plan_id.id))
+        except (TypeError, ValueError):
+            plan = None
+        if not plan:
+            raise UserError(self.env._("This plan is not offered for your subscription."))
+        timing = params.get("timing") or "now"
+        if timing not in ("now", "next_period"):
+            raise UserError(self.env._("Choose when the change applies."))
+        lines_vals = []
+        for line in self.line_ids:
+            raw_quantity = str(params.get(f"quantity_{line.id}", line.quantity)).strip().replace(",", ".")
+            try:
+                quantity = float(raw_quantity)
+            except ValueError:
+                raise UserError(self.env._("%(value)s is not a quantity.", value=raw_quantity)) from None
+            if not quantity.is_integer() or not 1 <= quantity <= const.MAX_PORTAL_QUANTITY:
+                raise UserError(self.env._("Quantities are whole numbers from 1 to %(max)s.",
+                                           max=const.MAX_PORTAL_QUANTITY))
+            variant = self._portal_change_variants(line).filtered(
+                lambda p, line=line: str(p.id) == str(params.get(f"product_{line.id}", line.product_id.id)))
+            if not variant:
+                raise UserError(self.env._("This option is not offered for your subscription."))
+            vals = {"line_id": line.id, "product_id": variant.id, "quantity": quantity}
+            if plan != self.plan_id or variant != line.product_id:
+                price = self.env["subscription.pricing"].sudo()._get_price(variant, plan, self.currency_id)
+                vals["price_unit"] = variant.lst_price if price is None else price
+            lines_vals.append(vals)
+        return plan, lines_vals, timing
+
+    def _portal_plan_amount(self, plan):
+        """Total per period (taxes included) of the current lines on ``plan``, at its prices."""
+        self.ensure_one()
+        _plan, lines_vals, _timing = self._portal_change_values({"plan_id": str(plan.id)})
+        return self._lines_total([(line, None, 1) for line in self._new_lines(lines_vals, plan)])[1]
 
     def _proration_period(self, day):
         """``(start, end)`` of the invoiced period (a live invoice) that contains ``day``, or None."""
@@ -164,7 +237,7 @@ class SubscriptionSubscription(models.Model):
         return float_round(price_unit * ratio, precision_digits=self.env["decimal.precision"].precision_get(
             "Product Price"))
 
-    def _apply_change(self, plan, lines_vals, timing):
+    def _apply_change(self, plan, lines_vals, timing, author=None):
         """Change this subscription's plan and lines, and bill the proration (see ``_change_preview``).
 
         :param plan: the new ``subscription.plan`` (may be the current one)
@@ -172,6 +245,7 @@ class SubscriptionSubscription(models.Model):
             "quantity", "price_unit", "discount"}]``; current lines not listed are removed
         :param str timing: ``next_period``, ``now``, or ``renewal`` (no proration, the first day
             of a new term: see ``subscription.renewal.change``)
+        :param author: the ``res.partner`` the change is attributed to (default: the current user)
         :return: the documents created (``account.move``: a prorated invoice or credit note, and
             for a plan change now the first invoice of the new plan), posted
         :raise UserError: see ``_check_change``
@@ -213,7 +287,9 @@ class SubscriptionSubscription(models.Model):
         self.env["subscription.mrr.log"]._transfer(self, transfer_from)
         documents._subscription_apply_credits()
         documents.filtered(lambda m: m.move_type == "out_invoice")._subscription_notify_billed()
-        self.message_post(body=self._change_message(old_plan, preview, documents, timing))
+        author = author or self.env.user.partner_id
+        self.message_post(body=self._change_message(old_plan, preview, documents, timing, author),
+                          author_id=author.id)
         return documents
 
     def _new_lines(self, lines_vals, plan):
@@ -269,7 +345,7 @@ class SubscriptionSubscription(models.Model):
         documents.action_post()
         return documents
 
-    def _change_message(self, old_plan, preview, documents, timing):
+    def _change_message(self, old_plan, preview, documents, timing, author):
         currency = self.currency_id
         parts = []
         if old_plan != self.plan_id:
@@ -286,7 +362,7 @@ class SubscriptionSubscription(models.Model):
             parts.append(self.env._("from the new term"))
         else:
             parts.append(self.env._("from the next period"))
-        return self.env._("Changed by %(user)s: %(parts)s.", user=self.env.user.name, parts="; ".join(parts))
+        return self.env._("Changed by %(user)s: %(parts)s.", user=author.name, parts="; ".join(parts))
 
 
 class AccountMove(models.Model):

@@ -65,6 +65,11 @@ class SubscriptionPlan(models.Model):
         help="Longest pause allowed, in days; a pause without a resume date resumes after it. 0: no limit "
         "(a pause without a resume date lasts until resumed by hand).",
     )
+    customer_can_change = fields.Boolean(
+        string="Customers can change plan or quantities",
+        help="Customers may change their quantities, product variant, or move to another plan that allows it, from "
+        "their portal: now with proration or from the next period, after seeing the exact amounts.",
+    )
     allow_downgrade = fields.Boolean(
         string="Allow downgrades during the term",
         help="Subscriptions may lower their quantities, prices or plan during a commitment term. Otherwise such a "

@@ -285,6 +285,65 @@ class TestPortalAutopay(PortalCommon):
         self.assertEqual(self.sub_ada.state, "active")
         self._assert_logged(self.sub_ada, "Resumed by Ada Reader")
 
+    def test_customers_change_quantities_with_the_amounts_shown_first(self):
+        sub = self.sub_ada
+        sub.line_ids.quantity = 2.0
+        sub._bill()  # every period up to today's is invoiced: today's is prorated
+        change = f"/my/subscriptions/{sub.id}/change"
+        self.authenticate("ada_portal", "ada_portal_pw")
+        csrf = self._csrf(sub.get_portal_url())
+        self.assertNotIn("o_subscription_change_link", self._page(sub.get_portal_url()).text)
+        with mute_logger("odoo.http", "werkzeug"):
+            self.assertEqual(self.url_open(change).status_code, 403, "the plan does not let customers change")
+        (self.plan_monthly | self.plan_yearly).customer_can_change = True
+        self.assertIn("o_subscription_change_link", self._page(sub.get_portal_url()).text)
+        page = self._page(change).text
+        self.assertIn("Yearly (test)", page)
+        self.assertIn("264.00", page, "the yearly plan's amount for two copies (2 × 120.00 + 10 %)")
+        self.assertNotIn("Quarterly (test)", page, "a plan that does not let customers change is not offered")
+        line = sub.line_ids
+        form = {"csrf_token": csrf, "plan_id": str(self.plan_monthly.id), "timing": "now",
+                f"quantity_{line.id}": "3", f"product_{line.id}": str(self.product.id)}
+        with mute_logger("odoo.http", "werkzeug"):
+            for route in (change, f"{change}/preview", f"{change}/confirm"):
+                other = route.replace(str(sub.id), str(self.sub_bob.id))
+                response = self.url_open(other, data=form) if route != change else self.url_open(other)
+                self.assertEqual(response.status_code, 404, f"Bob's subscription does not exist for Ada: {route}")
+                if route != change:
+                    forged = self.url_open(route, data={k: v for k, v in form.items() if k != "csrf_token"})
+                    self.assertEqual(forged.status_code, 400, f"no CSRF token: {route}")
+            for field, value, message in (
+                ("plan_id", str(self.plan_quarterly.id), "not offered"),
+                (f"quantity_{line.id}", "three", "is not a quantity"),
+                (f"quantity_{line.id}", "0", "whole numbers from 1"),
+                (f"quantity_{line.id}", "1", "committed until"),  # a downgrade during the term
+                (f"product_{line.id}", str(self.env["product.product"].create({
+                    "name": "Another magazine", "recurring_invoice": True}).id), "not offered"),
+            ):
+                response = self.url_open(f"{change}/preview", data=dict(form, **{field: value}))
+                self.assertEqual(response.status_code, 400, (field, value))
+                self.assertIn(message, response.text, (field, value))
+        response = self.url_open(f"{change}/preview", data=form)
+        self.env.invalidate_all()
+        preview = sub._change_preview(self.plan_monthly, sub._new_lines(
+            [{"line_id": line.id, "product_id": self.product.id, "quantity": 3.0}], self.plan_monthly), "now")
+        self.assertIn(f'name="expected_net" value="{preview["net"]}"', response.text)
+        self.assertIn("o_subscription_change_confirm", response.text)
+        self.assertEqual(line.quantity, 2.0, "a preview changes nothing")
+        with mute_logger("odoo.http", "werkzeug"):
+            stale = self.url_open(f"{change}/confirm", data=dict(form, expected_net="0.01"))
+        self.assertEqual(stale.status_code, 409, "amounts other than those shown are shown again, not applied")
+        self.assertIn("The amounts have changed", stale.text)
+        self.env.invalidate_all()
+        self.assertEqual(line.quantity, 2.0)
+        response = self.url_open(f"{change}/confirm", data=dict(form, expected_net=str(preview["net"])))
+        self.assertIn("o_subscription_changed_message", response.text)
+        self.env.invalidate_all()
+        invoice = sub.invoice_ids.filtered(lambda m: "change on" in (m.invoice_line_ids[:1].name or ""))
+        self.assertEqual((line.quantity, invoice.amount_total), (3.0, preview["net"]))
+        self.assertIn(invoice.name, response.text)
+        self._assert_logged(sub, "Changed by Ada Reader")
+
     def test_staff_send_the_setup_link_and_the_subscription_awaits_a_method(self):
         draft = self._create_subscription(partner=self.partner, start=False)
         draft.with_user(self.sales_user).action_send_autopay_link()

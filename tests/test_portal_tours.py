@@ -84,3 +84,36 @@ class TestPortalPhone(PortalCommon):
         self.assertEqual(download.status_code, 200)
         self.assertEqual(download.content, invoice.invoice_pdf_report_id.raw)
         self.assertNotIn(b"Proforma", download.content)
+
+
+@tagged("post_install", "-at_install")
+class TestPortalChangeTour(PortalCommon):
+    """A customer upgrades from monthly to yearly in the portal, in headless Chromium."""
+
+    def test_monthly_customer_moves_to_yearly_and_sees_the_prorated_documents(self):
+        (self.plan_monthly | self.plan_yearly).customer_can_change = True
+        today = self.sub_ada.company_id._subscription_today()
+        sub = self._create_subscription(partner=self.partner, date_start=today - timedelta(days=9))
+        self.sub_ada.action_cancel()
+        month = sub._bill()
+        self.assertEqual(len(month), 1)
+        vals = [{"line_id": line.id, "product_id": line.product_id.id, "quantity": line.quantity,
+                 "price_unit": 120.0} for line in sub.line_ids]
+        expected = sub._change_preview(self.plan_yearly, sub._new_lines(vals, self.plan_yearly), "now")
+        self.assertEqual((expected["days_left"], expected["charge"], expected["next"]),
+                         ((month.subscription_period_end - today).days + 1, 120.0, 132.0))
+        try:
+            self.start_tour(sub.get_portal_url(), "subscription_portal_upgrade_to_yearly", login="ada_portal",
+                            timeout=180)
+        except unittest.SkipTest as skipped:
+            self.fail(f"the browser tour could not run: {skipped}")
+        self.env.invalidate_all()
+        self.assertEqual((sub.plan_id, sub.line_ids.price_unit), (self.plan_yearly, 120.0))
+        documents = self.env["account.move"].search([("subscription_id", "=", sub.id), ("id", "not in", month.ids)])
+        credit = documents.filtered(lambda m: m.move_type == "out_refund")
+        yearly = documents.filtered(lambda m: m.move_type == "out_invoice")
+        self.assertEqual((credit.amount_untaxed, yearly.amount_total), (expected["credit"], 132.0))
+        self.assertEqual(sub.currency_id.round(yearly.amount_total - credit.amount_total), expected["net"],
+                         "what the preview showed is what the documents add up to")
+        self.assertEqual((yearly.subscription_period_start, yearly.state, credit.state), (today, "posted", "posted"))
+        self._assert_logged(sub, "Changed by Ada Reader: plan Monthly (test) → Yearly (test)")

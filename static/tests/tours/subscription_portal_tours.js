@@ -225,3 +225,60 @@ registry.category("web_tour.tours").add("subscription_portal_phone_pay", {
         },
     ],
 });
+
+/**
+ * A monthly customer moves to the yearly plan now: the change page shows the proration (credit
+ * for the unused days of the month, the first yearly period, the net to pay) before confirming,
+ * and the subscription page then shows the invoice and credit note the change created.
+ */
+registry.category("web_tour.tours").add("subscription_portal_upgrade_to_yearly", {
+    steps: () => [
+        {
+            content: "Open the change page",
+            trigger: ".o_subscription_change_link",
+            run: "click",
+            expectUnloadPage: true,
+        },
+        {
+            content: "Choose the yearly plan",
+            trigger: ".o_subscription_change_form label:contains('Yearly (test)')",
+            run: "click",
+        },
+        {
+            content: "Now, prorated",
+            trigger: ".o_subscription_change_form #timing_now:checked",
+        },
+        {
+            content: "See the amounts",
+            trigger: ".o_subscription_change_preview_button",
+            run: "click",
+            expectUnloadPage: true,
+        },
+        {
+            content: "The unused days are credited",
+            trigger: ".o_subscription_change_preview .o_change_credit:contains('−')",
+        },
+        {
+            content: "The net to pay now is shown",
+            trigger: ".o_subscription_change_preview tr.fw-bold:contains('To pay now') .o_change_net",
+        },
+        {
+            content: "Then the yearly amount",
+            trigger: ".o_subscription_change_preview .o_change_next:contains('132.00')",
+        },
+        {
+            content: "Confirm",
+            trigger: ".o_subscription_change_confirm",
+            run: "click",
+            expectUnloadPage: true,
+        },
+        {
+            content: "The change's invoice and credit note are shown",
+            trigger: ".o_subscription_changed_message:contains('Invoice'):contains('Credit note')",
+        },
+        {
+            content: "The plan is yearly now",
+            trigger: ".o_portal_subscription .card-body strong:contains('Yearly (test)')",
+        },
+    ],
+});
