@@ -26,6 +26,7 @@
         "data/mail_template_autopay_data.xml",
         "data/mail_template_price_change_data.xml",
         "data/mail_template_card_expiry_data.xml",
+        "data/mail_template_trial_data.xml",
         "data/subscription_retry_rule_data.xml",
         "data/ir_cron_data.xml",
         "data/crm_data.xml",

@@ -349,6 +349,19 @@ class SubscriptionPortal(PaymentPortal):
             query += f"&documents={','.join(str(doc_id) for doc_id in documents.ids)}"
         return request.redirect(sub.get_portal_url(query_string=query))
 
+    # === TRIAL ROUTES === #
+
+    @http.route("/my/subscriptions/<int:sub_id>/trial/cancel", type="http", auth="public", methods=["POST"],
+                website=True)
+    def portal_subscription_cancel_trial(self, sub_id, access_token=None, **kwargs):
+        """Cancel during the free trial: the subscription is cancelled today, nothing is invoiced."""
+        sub = self._subscription_get(sub_id, access_token, act=True)
+        if not sub.is_trial or sub.state != "active":
+            raise Forbidden()
+        author, _by_customer = self._subscription_actor(sub)
+        sub._cancel_trial_by_customer(author)
+        return request.redirect(sub.get_portal_url(query_string="&message=trial_cancelled"))
+
     # === RENEWAL ROUTES === #
 
     @http.route("/my/subscriptions/<int:sub_id>/renewal/stop", type="http", auth="public", methods=["POST"],

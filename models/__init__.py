@@ -7,6 +7,7 @@ from . import subscription_billing
 from . import subscription_autopay
 from . import subscription_dunning
 from . import subscription_pause
+from . import subscription_trial
 from . import subscription_renewal
 from . import subscription_price_change
 from . import subscription_renewal_change

@@ -16,7 +16,7 @@ _STATE_CHANGE = object()
 # Marks the write of a plan change through *Change plan or quantities* (plans lock once invoiced).
 _PLAN_CHANGE = object()
 # Fields whose change can change a subscription's MRR: the revenue event log follows them.
-MRR_FIELDS = frozenset({"state", "plan_id", "currency_id", "company_id", "line_ids"})
+MRR_FIELDS = frozenset({"state", "plan_id", "currency_id", "company_id", "line_ids", "is_trial"})
 
 
 class SubscriptionSubscription(models.Model):
@@ -229,11 +229,12 @@ class SubscriptionSubscription(models.Model):
             sub.amount_total = totals["total_amount_currency"]
 
     @api.depends("amount_untaxed", "plan_id.billing_period_value", "plan_id.billing_period_unit", "state",
-                 "currency_id", "company_id")
+                 "currency_id", "company_id", "is_trial")
     def _compute_recurring_monthly(self):
         today = fields.Date.context_today(self)
         for sub in self:
-            if sub.state not in const.BILLABLE_STATES or not sub.plan_id:  # 0 while suspended or ended
+            # 0 while suspended, paused, on trial or ended
+            if sub.state not in const.BILLABLE_STATES or not sub.plan_id or sub.is_trial:
                 sub.recurring_monthly = 0.0
                 continue
             monthly = sub.amount_untaxed * sub.plan_id._monthly_factor()

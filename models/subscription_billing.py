@@ -226,7 +226,8 @@ class SubscriptionSubscription(models.Model):
 
     @api.model
     def _cron_generate_invoices(self, batch_size=None):
-        """Billing day: resume the paused subscriptions whose resume date has come, apply the price
+        """Billing day: resume the paused subscriptions whose resume date has come, convert the
+        trials that are over, apply the price
         changes and renewal terms whose day has come, invoice every due period of every running subscription, then
         close the subscriptions that reached an end that does not renew.
 
@@ -238,7 +239,8 @@ class SubscriptionSubscription(models.Model):
         batch_size = batch_size or int(
             self.env["ir.config_parameter"].sudo().get_param("subscription_billing.batch_size", DEFAULT_BATCH_SIZE)
         )
-        if self._cron_resume_paused(batch_size) and self.env["subscription.price.change"]._cron_apply(batch_size) \
+        if self._cron_resume_paused(batch_size) and self._cron_convert_trials(batch_size) \
+                and self.env["subscription.price.change"]._cron_apply(batch_size) \
                 and self.env["subscription.renewal.change"]._cron_apply(batch_size) \
                 and process_in_locked_batches(self, self._billable_domain(), "_bill_due_batch", batch_size,
                                               order="next_invoice_date, id"):
@@ -267,6 +269,7 @@ class SubscriptionSubscription(models.Model):
         """
         for sub in self.search(self._resume_due_domain()):
             sub._resume(sub.date_resume, self.env._("Resumed on the planned day."))
+        self.search(self._trial_over_domain())._convert_trials_batch()
         PriceChange = self.env["subscription.price.change"]
         PriceChange.search(PriceChange._apply_due_domain())._apply()
         RenewalChange = self.env["subscription.renewal.change"]

@@ -220,8 +220,10 @@ class SubscriptionSubscription(models.Model):
         Charge = self.env["subscription.charge"]
         counters = [
             ("active", self.env._("Active"), Subscription,
-             [("state", "in", list(const.BILLABLE_STATES))],
+             [("state", "in", list(const.BILLABLE_STATES)), ("is_trial", "=", False)],
              self.env._("Active and past-due subscriptions: billed on their billing day.")),
+            ("trial", self.env._("On trial"), Subscription, [("state", "=", "active"), ("is_trial", "=", True)],
+             self.env._("In their free trial: not invoiced yet, not in MRR until they convert.")),
             ("expiring", self.env._("Expiring soon"), Subscription, [("is_expiring", "=", True)],
              self.env._("Running, not renewing by themselves, within their plan's reminder days of the term end.")),
             ("retrying", self.env._("Payment failed, retrying"), Subscription,

@@ -21,3 +21,4 @@ from . import test_renewal_crm
 from . import test_reprice
 from . import test_change
 from . import test_card_expiry
+from . import test_trial
