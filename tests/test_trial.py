@@ -118,7 +118,8 @@ class TestTrialPortal(PortalCommon):
 
     def test_customers_cancel_their_trial_and_nobody_else_can(self):
         self.plan_monthly.trial_days = 30
-        trial = self._create_subscription(partner=self.partner, date_start=self.sub_ada.company_id._subscription_today())
+        today = self.sub_ada.company_id._subscription_today()
+        trial = self._create_subscription(partner=self.partner, date_start=today)
         cancel = f"/my/subscriptions/{trial.id}/trial/cancel"
         self.authenticate("ada_portal", "ada_portal_pw")
         page = self._page(trial.get_portal_url()).text
