@@ -88,7 +88,7 @@ class SubscriptionSubscription(models.Model):
             if not sub.date_trial_end and sub.plan_id.trial_days:
                 sub.date_trial_end = sub.date_start + timedelta(days=sub.plan_id.trial_days - 1)
             if sub.date_trial_end:
-                super(SubscriptionSubscription, sub).write({"is_trial": True})
+                sub.is_trial = True
         return super().action_start()
 
     def action_end_trial(self):
