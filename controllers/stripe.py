@@ -42,6 +42,10 @@ class SubscriptionStripeController(StripeController):
                     "the customer disputed the card payment with their bank (Stripe chargeback, reason: %(reason)s).",
                     reason=stripe_object.get("reason") or "-"))
             return request.make_json_response("")
+        if event["type"] in ("payment_method.updated", "payment_method.automatically_updated") \
+                and stripe_object.get("object") == "payment_method":
+            request.env["payment.token"].sudo()._subscription_stripe_method_updated(stripe_object)
+            return request.make_json_response("")
         if event["type"].startswith("payment_intent.") and stripe_object.get("object") == "payment_intent":
             tx_sudo = self._subscription_find_charge_tx(stripe_object)
             if tx_sudo:

@@ -39,6 +39,42 @@ class PaymentToken(models.Model):
 
     # === BUSINESS METHODS === #
 
+    @api.model
+    def _subscription_stripe_method_updated(self, payment_method):
+        """A Stripe ``payment_method.updated`` / ``payment_method.automatically_updated`` event
+        (the customer or the card network updated the card, https://docs.stripe.com/api/events/types):
+        the saved methods with that Stripe PaymentMethod id take its new expiry and last four
+        digits, and the subscriptions they pay say so in their chatter. A new expiry clears the
+        expiry reminder already sent (it was for the old one). Values that are not a real month
+        and year, or an unknown method, change nothing.
+
+        :param dict payment_method: the event's ``data.object`` (a Stripe PaymentMethod)
+        :return: the tokens updated
+        """
+        method_id = payment_method.get("id")
+        card = payment_method.get("card") if isinstance(payment_method.get("card"), dict) else {}
+        if not isinstance(method_id, str) or not method_id:
+            return self.browse()
+        tokens = self.sudo().with_context(active_test=False).search(
+            [("provider_code", "=", "stripe"), ("stripe_payment_method", "=", method_id)])
+        vals = {}
+        month, year = card.get("exp_month"), card.get("exp_year")
+        if isinstance(month, int) and isinstance(year, int) and 1 <= month <= 12 and 2000 <= year <= 2200:
+            vals.update(card_exp_month=month, card_exp_year=year)
+        last4 = card.get("last4")
+        if isinstance(last4, str) and len(last4) == 4 and last4.isdigit():
+            vals["payment_details"] = last4
+        changed = tokens.filtered(lambda t: any(t[name] != value for name, value in vals.items()))
+        if not changed:
+            return self.browse()
+        changed.write(vals)
+        subs = self.env["subscription.subscription"].sudo().search([("payment_token_id", "in", changed.ids)])
+        for sub in subs:
+            sub.message_post(body=self.env._("Stripe updated the card: %(card)s.",
+                                             card=sub.payment_token_id._subscription_label()))
+        return changed
+
+
     def _subscription_label(self):
         """The payment method as customers know it, e.g. ``"Visa •••• 4242, exp. 12/28"``.
 

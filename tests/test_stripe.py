@@ -339,6 +339,34 @@ class TestStripeWebhook(StripeSetupMixin, AutopayCommon, HttpCase):
         self.assertEqual(response.status_code, 200)
         self.assertEqual(self.charge.state, "done")
 
+    def test_a_card_updated_at_stripe_refreshes_its_expiry_and_clears_the_reminder(self):
+        token = self.sub.payment_token_id
+        token.write({"card_exp_month": 1, "card_exp_year": 2027, "subscription_expiry_reminded": "2027-01"})
+        method = {"id": "pm_hook", "object": "payment_method", "type": "card", "customer": "cus_hook",
+                  "card": {"brand": "visa", "exp_month": 9, "exp_year": 2030, "last4": "4242"}}
+        payload = event_payload("evt_pm_updated", "payment_method.updated", method)
+        forged = signed_event_headers(payload, secret="whsec_not_ours")  # noqa: S106 - a wrong test secret
+        with mute_logger(*MUTED, "odoo.addons.subscription_billing.controllers.stripe"):
+            self.assertEqual(self._post(payload, forged).status_code, 403, "verified as the other events")
+        self.assertEqual((token.card_exp_month, token.card_exp_year), (1, 2027))
+        self.assertEqual(self._post(payload, signed_event_headers(payload)).status_code, 200)
+        self.assertEqual((token.card_exp_month, token.card_exp_year), (9, 2030))
+        self.assertFalse(self.sub.is_card_expiry_reminded, "the reminder was for the old expiry")
+        self._assert_logged(self.sub, "Stripe updated the card: ")
+        self.assertIn("09/30", self.sub.payment_token_id._subscription_label())
+        # The card network replaced the card: new number and expiry.
+        method["card"].update(last4="1881", exp_month=3, exp_year=2031)
+        payload = event_payload("evt_pm_auto", "payment_method.automatically_updated", method)
+        self.assertEqual(self._post(payload, signed_event_headers(payload)).status_code, 200)
+        self.assertEqual((token.payment_details, token.card_exp_month, token.card_exp_year), ("1881", 3, 2031))
+        # Odd values and unknown methods change nothing and are no server error.
+        for odd in ({"id": "pm_hook", "object": "payment_method", "card": {"exp_month": 13, "exp_year": "x"}},
+                    {"id": "pm_unknown", "object": "payment_method", "card": {"exp_month": 1, "exp_year": 2040}},
+                    {"id": None, "object": "payment_method", "card": "x"}):
+            payload = event_payload(f"evt_odd_{odd['id']}", "payment_method.updated", odd)
+            self.assertEqual(self._post(payload, signed_event_headers(payload)).status_code, 200)
+        self.assertEqual((token.card_exp_month, token.card_exp_year), (3, 2031))
+
     def test_a_chargeback_puts_the_invoice_back_into_collection(self):
         payload = event_payload("evt_paid", "payment_intent.succeeded", self._intent("succeeded"))
         with freeze_time("2026-05-03"):
