@@ -345,7 +345,7 @@ class TestStripeWebhook(StripeSetupMixin, AutopayCommon, HttpCase):
         method = {"id": "pm_hook", "object": "payment_method", "type": "card", "customer": "cus_hook",
                   "card": {"brand": "visa", "exp_month": 9, "exp_year": 2030, "last4": "4242"}}
         payload = event_payload("evt_pm_updated", "payment_method.updated", method)
-        forged = signed_event_headers(payload, secret="whsec_not_ours")  # noqa: S106 - a wrong test secret
+        forged = signed_event_headers(payload, secret="whsec_not_ours")
         with mute_logger(*MUTED, "odoo.addons.subscription_billing.controllers.stripe"):
             self.assertEqual(self._post(payload, forged).status_code, 403, "verified as the other events")
         self.assertEqual((token.card_exp_month, token.card_exp_year), (1, 2027))
