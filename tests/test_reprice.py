@@ -71,6 +71,23 @@ class TestReprice(AutopayCommon):
         self.assertEqual(events.mapped("mrr_change"), [20.0, 5.0])
         self._assert_logged(sub, "New prices from")
 
+    def test_a_full_notice_moves_the_change_to_the_first_period_after_it(self):
+        """30 days' notice asked on Jan 15: February 1 is too soon, March 1 is the first period
+        after Feb 14; unticked, the change keeps Feb 1 and the notice goes out at once."""
+        sub = self._create_subscription(date_start="2026-01-01")
+        other = self._create_subscription(partner=self.partner_b, date_start="2026-01-01")
+        with freeze_time("2026-01-01"):
+            self._run_billing()
+        with freeze_time("2026-01-15"):
+            self._wizard(sub, scope="selected", subscription_ids=[Command.set(sub.ids)], method="percent",
+                         percent=10, notice_days=30).action_apply()
+            self._wizard(other, scope="selected", subscription_ids=[Command.set(other.ids)], method="percent",
+                         percent=10, notice_days=30, respect_notice=False).action_apply()
+        self.assertEqual((sub.price_change_ids.date_effective, sub.price_change_ids.date_notice),
+                         (date(2026, 3, 1), date(2026, 1, 30)))
+        self.assertEqual((other.price_change_ids.date_effective, other.price_change_ids.date_notice),
+                         (date(2026, 2, 1), date(2026, 1, 2)), "short notice: it goes out with the next status run")
+
     def test_a_percentage_at_the_next_renewal(self):
         sub = self._create_subscription(plan=self.plan_yearly, date_start="2026-01-01")
         with freeze_time("2026-03-01"):

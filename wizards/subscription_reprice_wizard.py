@@ -4,6 +4,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from .. import const
+from ..utils import period_end
 
 MAX_NOTICE_DAYS = 365
 
@@ -39,6 +40,10 @@ class SubscriptionRepriceWizard(models.TransientModel):
     notify = fields.Boolean(string="E-mail a notice", default=True)
     notice_days = fields.Integer(string="Days before", default=30,
                                  help="The notice goes out this many days before the change (at once if later).")
+    respect_notice = fields.Boolean(
+        string="Give the full notice", default=True,
+        help="A subscription whose change would come sooner than the notice allows changes at its first period (or "
+        "renewal) after the notice instead. Unticked, its notice goes out at once and the change keeps its day.")
     keep_ids = fields.Many2many(
         "subscription.subscription", "subscription_reprice_wizard_keep_rel", string="Keep their price",
         help="Grandfathered: these subscriptions keep the price they have.")
@@ -47,7 +52,7 @@ class SubscriptionRepriceWizard(models.TransientModel):
     # === COMPUTE METHODS === #
 
     @api.depends("scope", "plan_id", "product_id", "method", "percent", "when", "subscription_ids", "keep_ids",
-                 "notify", "notice_days")
+                 "notify", "notice_days", "respect_notice")
     def _compute_summary(self):
         for wizard in self:
             try:
@@ -126,7 +131,10 @@ class SubscriptionRepriceWizard(models.TransientModel):
         Pricing = self.env["subscription.pricing"]
         changes = []
         for sub in self._target_subscriptions():
-            day = sub._price_change_day(self.when)
+            not_before = None
+            if self.notify and self.respect_notice and self.notice_days:
+                not_before = sub.company_id._subscription_today() + timedelta(days=self.notice_days)
+            day = sub._price_change_day(self.when, not_before=not_before)
             if not day:
                 continue
             for line in sub.line_ids.filtered(lambda l: l.product_id and (
@@ -147,12 +155,23 @@ class SubscriptionRepriceWizard(models.TransientModel):
 class SubscriptionSubscription(models.Model):
     _inherit = "subscription.subscription"
 
-    def _price_change_day(self, when):
+    def _price_change_day(self, when, not_before=None):
         """First day billed at a new price: the next period, or the first day of the next term
-        (the next period for open-ended plans); None when nothing more is billed."""
+        (the next period for open-ended plans), and with ``not_before`` the first such day on or
+        after it (a full notice); None when nothing more is billed by then."""
         self.ensure_one()
-        if when == "next_renewal" and self.date_end and self.plan_id.term_value and not self.is_end_scheduled:
-            return self.date_end + timedelta(days=1)
-        if self.next_invoice_date and (not self.date_end or self._renews() or self.next_invoice_date <= self.date_end):
-            return self.next_invoice_date
-        return None
+        plan = self.plan_id
+        if when == "next_renewal" and self.date_end and plan.term_value and not self.is_end_scheduled:
+            day = self.date_end + timedelta(days=1)
+            while not_before and day < not_before:
+                day = self._term_end(day) + timedelta(days=1)
+        elif self.next_invoice_date:
+            day = self.next_invoice_date
+            while not_before and day < not_before:
+                day = period_end(day, plan.billing_period_value, plan.billing_period_unit,
+                                 anchor_day=self._anchor_day()) + timedelta(days=1)
+            if self.date_end and day > self.date_end and not self._renews():
+                return None  # it ends before
+        else:
+            return None
+        return day
