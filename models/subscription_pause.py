@@ -97,6 +97,11 @@ class SubscriptionSubscription(models.Model):
             if "past_due" in wrong.mapped("state"):
                 message += " " + self.env._("A past-due subscription can be paused once its invoices are paid.")
             raise UserError(message)
+        trials = self.filtered("is_trial")
+        if trials:
+            raise UserError(self.env._(
+                "%(subs)s is in its free trial: there is nothing to pause yet. End the trial or cancel it instead.",
+                subs=", ".join(trials.mapped("display_name"))))
         if date_resume:
             try:
                 date_resume = fields.Date.to_date(date_resume)

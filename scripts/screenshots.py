@@ -23,6 +23,8 @@ PAGES = [
 ]
 # The portal customer's monthly subscription (billed this month): the Change plan or quantities dialog.
 CHANGED_SUBSCRIPTION = "SUB/00023"
+# A yearly subscription that does not renew by itself (subscription_21, its term ends in a few weeks).
+RENEWED_SUBSCRIPTION = "SUB/00022"
 # The demo's subscription paused for 25 days (subscription_10).
 PAUSED_SUBSCRIPTION = "SUB/00011"
 # The demo's customer whose card was declined (retried tomorrow): the form's banner and the contact's tab.
@@ -100,6 +102,19 @@ def main(base, out):
         page.wait_for_timeout(1500)
         page.screenshot(path=f"{out}/change.png")
         page.keyboard.press("Escape")
+        # Renew a yearly subscription that does not renew by itself, into the monthly plan from its term end.
+        page.goto(base + "/odoo/action-subscription_billing.subscription_action?view_type=list")
+        page.wait_for_timeout(2000)
+        page.get_by_text(RENEWED_SUBSCRIPTION).first.click()
+        page.wait_for_timeout(2500)
+        page.get_by_role("button", name="Renew", exact=True).first.click()
+        page.wait_for_timeout(1500)
+        page.locator(".modal div[name=plan_id] input").fill("Monthly, 1-year")
+        page.wait_for_timeout(1000)
+        page.locator(".o-autocomplete--dropdown-item").first.click()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=f"{out}/renew.png")
+        page.keyboard.press("Escape")
         # The contact's Subscriptions tab.
         page.goto(base + "/odoo/action-base.action_partner_form?view_type=list")
         page.wait_for_timeout(2000)
@@ -124,9 +139,23 @@ def main(base, out):
         # The monthly subscription, whose plan lets the customer pause it.
         portal.goto(f"{base}/my/subscriptions")
         portal.wait_for_timeout(1500)
-        portal.locator(".o_portal_subscription_row", has_text="Monthly").first.locator("a").first.click()
+        portal.locator(".o_portal_subscription_row", has_text="Monthly, 1-year").first.locator("a").first.click()
         portal.wait_for_timeout(3000)
         portal.screenshot(path=f"{out}/portal_pause.png")
+        # Change it: to the yearly plan, now; the amounts before confirming.
+        portal.locator(".o_subscription_change_link").click()
+        portal.wait_for_timeout(2000)
+        portal.locator(".o_subscription_change_form label", has_text="Yearly").click()
+        portal.locator(".o_subscription_change_preview_button").click()
+        portal.wait_for_timeout(2500)
+        portal.screenshot(path=f"{out}/portal_change.png", full_page=True)
+        change_url = portal.url
+        # The subscription in its free trial.
+        portal.goto(f"{base}/my/subscriptions")
+        portal.wait_for_timeout(1500)
+        portal.locator(".o_portal_subscription_row", has_text="free trial").first.locator("a").first.click()
+        portal.wait_for_timeout(3000)
+        portal.screenshot(path=f"{out}/portal_trial.png")
         # The portal on a phone.
         mobile = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
         mobile.add_cookies(portal.context.cookies())
@@ -137,6 +166,13 @@ def main(base, out):
         phone.locator(".o_portal_subscription_row a").first.click()
         phone.wait_for_timeout(3000)
         phone.screenshot(path=f"{out}/portal_phone_detail.png", full_page=True)
+        # The change page's amounts on a phone.
+        phone.goto(change_url.rsplit("/preview", 1)[0])
+        phone.wait_for_timeout(2000)
+        phone.locator(".o_subscription_change_form label", has_text="Yearly").click()
+        phone.locator(".o_subscription_change_preview_button").click()
+        phone.wait_for_timeout(2500)
+        phone.screenshot(path=f"{out}/portal_change_phone.png", full_page=True)
         browser.close()
 
 

@@ -183,8 +183,8 @@ class TestRenewalTerms(AutopayCommon):
             wizard._onchange_plan_id()
             self.assertEqual(wizard.line_ids.price_unit, 12.0, "the new plan brings the product's plan price")
             wizard.line_ids.write({"price_unit": 11.0, "quantity": 2.0})
-            self.assertEqual((wizard.amount_untaxed, wizard.amount_tax, wizard.amount_total, wizard.current_total),
-                             (22.0, 2.2, 24.2, 132.0))
+            self.assertEqual((wizard.amount_untaxed, wizard.amount_tax, wizard.amount_total,
+                              wizard.current_term_total), (22.0, 2.2, 24.2, 132.0))
             self.assertEqual((wizard.periods, wizard.term_total, wizard.term_end), (12, 290.4, date(2027, 12, 31)))
             wizard.action_renew()
         self.assertEqual(lead.won_status, "won")

@@ -73,6 +73,12 @@ class TestTrials(AutopayCommon):
         self.assertEqual((sub.state, sub.invoice_ids, self._log(sub)), ("cancelled", sub.invoice_ids.browse(), []),
                          "no invoice, and no churn for revenue never counted")
 
+    def test_a_trial_cannot_be_paused(self):
+        sub = self._trial()
+        with freeze_time("2026-01-05"), self.assertRaisesRegex(UserError, "free trial"), self.env.cr.savepoint():
+            sub.action_pause("2026-02-01")
+        self.assertEqual(sub.state, "active")
+
     def test_overview_counts_trials_apart(self):
         self._trial()
         self._create_subscription(partner=self.partner_b, plan=self.plan_yearly)

@@ -31,7 +31,8 @@ class SubscriptionRenewWizard(models.TransientModel):
     amount_untaxed = fields.Monetary(compute="_compute_preview", string="Untaxed per period")
     amount_tax = fields.Monetary(compute="_compute_preview", string="Taxes per period")
     amount_total = fields.Monetary(compute="_compute_preview", string="Total per period")
-    current_total = fields.Monetary(compute="_compute_preview", string="Today per period")
+    current_term_total = fields.Monetary(compute="_compute_preview", string="Term value today",
+                                         help="One term at the current plan and lines, taxes included.")
     periods = fields.Integer(compute="_compute_preview", string="Periods in the term")
     term_total = fields.Monetary(compute="_compute_preview", string="Term value (taxes included)")
     is_changed = fields.Boolean(compute="_compute_preview")
@@ -57,7 +58,7 @@ class SubscriptionRenewWizard(models.TransientModel):
     def _compute_preview(self):
         for wizard in self:
             values = {"date_effective": False, "term_end": False, "amount_untaxed": 0.0, "amount_tax": 0.0,
-                      "amount_total": 0.0, "current_total": 0.0, "periods": 0, "term_total": 0.0,
+                      "amount_total": 0.0, "current_term_total": 0.0, "periods": 0, "term_total": 0.0,
                       "is_changed": False, "preview_error": False}
             sub, plan = wizard.subscription_id, wizard.plan_id
             if sub and plan:
@@ -72,7 +73,7 @@ class SubscriptionRenewWizard(models.TransientModel):
                     periods = plan._periods_per_term()
                     values.update(
                         date_effective=start, amount_untaxed=untaxed, amount_tax=total - untaxed, amount_total=total,
-                        current_total=sub.amount_total, periods=periods, term_total=total * periods,
+                        current_term_total=sub.amount_total * sub.plan_id._periods_per_term(), periods=periods, term_total=total * periods,
                         is_changed=plan != sub.plan_id or sub._lines_differ(new_lines),
                         term_end=start and plan.term_value and self._term_end_from(sub, plan, start))
             wizard.update(values)
