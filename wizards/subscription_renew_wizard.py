@@ -73,7 +73,8 @@ class SubscriptionRenewWizard(models.TransientModel):
                     periods = plan._periods_per_term()
                     values.update(
                         date_effective=start, amount_untaxed=untaxed, amount_tax=total - untaxed, amount_total=total,
-                        current_term_total=sub.amount_total * sub.plan_id._periods_per_term(), periods=periods, term_total=total * periods,
+                        current_term_total=sub.amount_total * sub.plan_id._periods_per_term(), periods=periods,
+                        term_total=total * periods,
                         is_changed=plan != sub.plan_id or sub._lines_differ(new_lines),
                         term_end=start and plan.term_value and self._term_end_from(sub, plan, start))
             wizard.update(values)
