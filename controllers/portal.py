@@ -1,3 +1,5 @@
+import math
+
 from werkzeug.exceptions import BadRequest, Forbidden, NotFound
 
 from odoo import http
@@ -167,7 +169,9 @@ class SubscriptionPortal(PaymentPortal):
     def portal_my_subscription(self, sub_id, access_token=None, **kw):
         sub = self._subscription_get(sub_id, access_token)
         close_reasons = request.env["subscription.close.reason"].sudo().search([("customer_selectable", "=", True)])
-        invoices = sub.invoice_ids.filtered(lambda m: m.move_type == "out_invoice" and m.state == "posted")
+        # Invoices, and the credit notes of changes (a downgrade, the unused days of a plan change).
+        invoices = sub.invoice_ids.filtered(lambda m: m.move_type in ("out_invoice", "out_refund")
+                                            and m.state == "posted")
         Move = request.env["account.move"]
         open_invoices = invoices.filtered_domain(Move._subscription_open_domain())
         values = {
@@ -249,7 +253,7 @@ class SubscriptionPortal(PaymentPortal):
         longest pause), where its plan lets customers pause. A date the plan refuses brings the page
         back with the reason; nothing changes."""
         sub = self._subscription_get(sub_id, access_token, act=True)
-        if not sub.plan_id.customer_can_pause or sub.state != "active":
+        if not sub.plan_id.customer_can_pause or sub.state != "active" or sub.is_trial:
             raise Forbidden()
         author, _by_customer = self._subscription_actor(sub)
         try:
@@ -334,6 +338,8 @@ class SubscriptionPortal(PaymentPortal):
             return self._subscription_change_render(sub, params, error=error.args[0], status=400)
         except ValueError:
             raise BadRequest() from None
+        if shown is not None and not math.isfinite(shown):
+            raise BadRequest()
         if shown is None or sub.currency_id.compare_amounts(shown, preview["net"]):
             return self._subscription_change_render(
                 sub, params, preview=dict(preview, plan=plan, timing=timing),

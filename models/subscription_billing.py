@@ -59,6 +59,11 @@ class SubscriptionSubscription(models.Model):
             if sub.date_end and sub.next_invoice_date > sub.date_end and not sub._renews():
                 raise UserError(self.env._("%(sub)s has been invoiced up to its end (%(date)s); renew it first.",
                                            sub=sub.display_name, date=format_date(self.env, sub.date_end)))
+            if sub.is_trial:
+                raise UserError(self.env._(
+                    "%(sub)s is in its free trial until %(date)s: nothing is invoiced before. To bill it now, end "
+                    "the trial first (End the trial now).", sub=sub.display_name,
+                    date=format_date(self.env, sub.date_trial_end)))
         plans = {sub: sub._plan_billing(sub._billing_until())[sub] for sub in self}
         long_ones = self.filtered(lambda sub: len(plans[sub]["periods"]) > const.MAX_PERIODS_PER_REQUEST)
         if long_ones and not self.env.context.get("subscription_confirm_catch_up"):
@@ -206,7 +211,9 @@ class SubscriptionSubscription(models.Model):
             return Domain("next_invoice_date", "<=", day) & (
                 Domain("billing_failed_on", "=", False) | Domain("billing_failed_on", "<", day))
 
-        return Domain("state", "in", const.BILLABLE_STATES) & self.env["res.company"]._subscription_per_company(due)
+        # A trial is billed once converted (the billing day converts the trials that are over first).
+        return Domain("state", "in", const.BILLABLE_STATES) & Domain("is_trial", "=", False) \
+            & self.env["res.company"]._subscription_per_company(due)
 
     @api.model
     def _ended_domain(self, today=None):

@@ -4,6 +4,7 @@ from odoo.fields import Command, Domain
 from odoo.tools import float_round, format_amount, format_date
 
 from .. import const
+from ..utils import period_end
 from .subscription import _PLAN_CHANGE
 
 
@@ -79,6 +80,8 @@ class SubscriptionSubscription(models.Model):
         lines_vals = []
         for line in self.line_ids:
             raw_quantity = str(params.get(f"quantity_{line.id}", line.quantity)).strip().replace(",", ".")
+            if not raw_quantity:
+                raise UserError(self.env._("Enter a quantity for each line."))
             try:
                 quantity = float(raw_quantity)
             except ValueError:
@@ -125,7 +128,8 @@ class SubscriptionSubscription(models.Model):
             lines, or a plan change's new full period), both untaxed; ``tax`` and ``net`` (what
             the documents add up to: taxes, and the total to pay, negative for a credit), all in
             the subscription currency and exactly what the documents show; ``next`` (a full period
-            after the change, taxes included); ``new_period`` (a plan change now bills a full new
+            after the change, taxes included); ``term_end`` (the end of a new plan's commitment term,
+            else False); ``new_period`` (a plan change now bills a full new
             period from ``day``) and ``documents``, ``[(move_type, [(line, ratio, sign)])]``
         :raise UserError: see ``_check_change``
         """
@@ -134,8 +138,12 @@ class SubscriptionSubscription(models.Model):
         self._check_change(plan, new_lines, timing)
         result = {"period_start": False, "period_end": False, "days_left": 0, "days_in_period": 0,
                   "credit": 0.0, "charge": 0.0, "tax": 0.0, "net": 0.0, "documents": [], "new_period": False,
-                  "next": self._lines_total([(line, None, 1) for line in new_lines])[1]}
+                  "next": self._lines_total([(line, None, 1) for line in new_lines])[1], "term_end": False}
         period = self._proration_period(day) if timing == "now" else None
+        if plan != self.plan_id and plan.term_value and not self.is_end_scheduled:
+            # a new plan's commitment term counts from the day it starts (today, or the next period)
+            restart = day if period else (self.next_invoice_date or day)
+            result["term_end"] = period_end(restart, plan.term_value, plan.term_unit, anchor_day=restart.day)
         if not period:
             return result
         start, end = period
@@ -188,6 +196,10 @@ class SubscriptionSubscription(models.Model):
                                        sub=self.display_name, state=self._state_label()))
         if not new_lines:
             raise UserError(self.env._("Keep at least one line: to stop the subscription, close it."))
+        if timing != "renewal" and plan == self.plan_id and not self._lines_differ(new_lines):
+            raise UserError(self.env._("Nothing would change: choose another plan, quantity or option."))
+        if any(line.quantity > const.MAX_QUANTITY for line in new_lines):
+            raise UserError(self.env._("Quantities are at most %(max)s.", max=f"{const.MAX_QUANTITY:,.0f}"))
         if any(line.quantity <= 0 or line.price_unit < 0 for line in new_lines):
             raise UserError(self.env._("Quantities must be above 0 and prices not negative."))
         if plan.company_id and plan.company_id != self.company_id:
@@ -195,10 +207,13 @@ class SubscriptionSubscription(models.Model):
         in_term = timing != "renewal" and self.plan_id.term_value and self.date_end \
             and self.date_end >= self.company_id._subscription_today()
         if in_term and not self.plan_id.allow_downgrade and self._is_downgrade(plan, new_lines):
-            raise UserError(self.env._(
+            message = self.env._(
                 "%(sub)s is committed until %(date)s: plan %(plan)s does not allow lowering its quantities, prices or "
-                "plan before then. Make the change at the renewal, or ask a manager to allow downgrades on the plan.",
-                sub=self.display_name, date=format_date(self.env, self.date_end), plan=self.plan_id.name))
+                "plan before then. Make the change at the renewal.",
+                sub=self.display_name, date=format_date(self.env, self.date_end), plan=self.plan_id.name)
+            if self.env.user._is_internal():
+                message += " " + self.env._("A manager can allow downgrades on the plan.")
+            raise UserError(message)
 
     def _is_downgrade(self, plan, new_lines):
         """A line removed or its quantity lowered; or less recurring revenue (MRR) on the same plan
@@ -206,7 +221,9 @@ class SubscriptionSubscription(models.Model):
         yearly, is a bigger commitment even when cheaper per month)."""
         self.ensure_one()
         for line in self.line_ids:
-            same = next((new for new in new_lines if new.product_id == line.product_id), None)
+            # the same product, or another variant of it (its price decides below)
+            same = next((new for new in new_lines if new.product_id == line.product_id), None) or next(
+                (new for new in new_lines if new.product_id.product_tmpl_id == line.product_id.product_tmpl_id), None)
             if not same or same.quantity < line.quantity:
                 return True
         old_mrr = self.amount_untaxed * self.plan_id._monthly_factor()
@@ -297,6 +314,7 @@ class SubscriptionSubscription(models.Model):
         the fiscal position, as saved lines would have)."""
         Line = self.env["subscription.line"]
         lines = Line
+        current = self.line_ids
         for vals in lines_vals:
             current = Line.browse(vals["line_id"]) if vals.get("line_id") else Line
             line = Line.new({
@@ -317,6 +335,10 @@ class SubscriptionSubscription(models.Model):
                 line.price_unit = line.product_id.lst_price if price is None else price
             line._compute_amount()
             lines |= line
+        if self.line_ids != current:
+            # In a dialog (onchange), lines in memory join the subscription's cached lines: they
+            # must not count as its own (its amounts, the credit of its unused time).
+            self.invalidate_recordset(["line_ids", "amount_untaxed", "amount_tax", "amount_total"])
         return lines
 
     def _create_change_documents(self, preview, day):

@@ -55,11 +55,12 @@ class SubscriptionRenewalChange(models.Model):
         :return: True
         :raise UserError: the terms were already applied
         """
+        self.subscription_id.check_access("write")
         if self.filtered(lambda c: c.state == "applied"):
             raise UserError(self.env._("Renewal terms already applied cannot be cancelled: change the subscription "
                                        "instead (Change plan or quantities)."))
         todo = self.filtered(lambda c: c.state == "scheduled")
-        todo.write({"state": "cancelled"})
+        todo.sudo().write({"state": "cancelled"})
         for change in todo:
             change.subscription_id.message_post(body=self.env._(
                 "Renewal terms from %(date)s cancelled by %(user)s: the next term keeps the current plan and lines.",
@@ -178,6 +179,12 @@ class SubscriptionSubscription(models.Model):
         """Cancel the renewal terms waiting for the next term (see ``subscription.renewal.change``)."""
         return self.renewal_change_ids.filtered(lambda c: c.state == "scheduled").action_cancel()
 
+    def _pending_renewal_change(self):
+        """The renewal terms waiting for this subscription's next term (empty if none)."""
+        self.ensure_one()
+        return self.env["subscription.renewal.change"].sudo().search(
+            [("subscription_id", "=", self.id), ("state", "=", "scheduled")], limit=1)
+
     def _renewal_day(self):
         """First day of the next term: the day after the current term's end (None when open-ended
         or the subscription is not running)."""
@@ -215,13 +222,21 @@ class SubscriptionSubscription(models.Model):
             if changed:
                 self._apply_change(plan, lines_vals, "renewal")
             return Change
-        day = self._renewal_day()
+        waiting = self._pending_renewal_change()
+        day = waiting.date_effective or self._renewal_day()
         if not day:
             raise UserError(self.env._("%(sub)s has no term end: change it with Change plan or quantities.",
                                        sub=self.display_name))
-        if not self._renews():
+        if not waiting and not self._renews():
             self.action_renew()
-        Change.search([("subscription_id", "=", self.id), ("state", "=", "scheduled")]).write({"state": "cancelled"})
+        if waiting:
+            # Terms already agreed for the next term: these replace them (the term is not extended again).
+            waiting.write({"state": "cancelled"})
+            waiting.flush_recordset(["state"])  # before the new terms' row (one waiting per subscription)
+            if not changed:
+                self.message_post(body=self.env._(
+                    "Renewal terms from %(date)s withdrawn by %(user)s: the next term keeps the current plan and "
+                    "lines.", date=format_date(self.env, day), user=self.env.user.name))
         if not changed:
             return Change
         untaxed, total = self._lines_total([(line, None, 1) for line in new_lines])

@@ -103,7 +103,10 @@ class SubscriptionSubscription(models.Model):
             raise UserError(self.env._("%(subs)s is not on trial.", subs=", ".join(not_trial.mapped("display_name"))))
         for sub in self:
             today = sub.company_id._subscription_today()
-            sub.with_context(subscription_term_write=True).write({"date_trial_end": today - timedelta(days=1)})
+            # A trial ended on its first day was no trial at all.
+            last_day = today - timedelta(days=1)
+            sub.with_context(subscription_term_write=True).write(
+                {"date_trial_end": last_day if last_day >= sub.date_start else False})
             sub._restart_billing(today)
             sub._convert_trial(today, self.env._("Trial ended early by %(user)s.", user=self.env.user.name))
         return True

@@ -344,6 +344,61 @@ class TestPortalAutopay(PortalCommon):
         self.assertIn(invoice.name, response.text)
         self._assert_logged(sub, "Changed by Ada Reader")
 
+    def test_a_change_from_the_next_period_is_confirmed_from_the_page_as_shown(self):
+        """Nothing to pay now (0.00): the confirm form still carries the amount shown; a change that
+        changes nothing, or an amount that is not a number, is refused and writes nothing."""
+        sub = self.sub_ada
+        sub._bill()
+        self.plan_monthly.customer_can_change = True
+        line = sub.line_ids
+        change = f"/my/subscriptions/{sub.id}/change"
+        self.authenticate("ada_portal", "ada_portal_pw")
+        csrf = self._csrf(sub.get_portal_url())
+        form = {"csrf_token": csrf, "plan_id": str(self.plan_monthly.id), "timing": "next_period",
+                f"quantity_{line.id}": "4", f"product_{line.id}": str(self.product.id)}
+        page = self.url_open(f"{change}/preview", data=form).text
+        shown = re.search(r'name="expected_net" value="([^"]*)"', page).group(1)
+        self.assertEqual(float(shown), 0.0)
+        with mute_logger("odoo.http", "werkzeug"):
+            for odd in ("nan", "inf", "-inf", "1e400"):
+                response = self.url_open(f"{change}/confirm", data=dict(form, expected_net=odd))
+                self.assertEqual(response.status_code, 400, odd)
+            same = self.url_open(f"{change}/confirm", data=dict(form, **{f"quantity_{line.id}": "1"},
+                                                                  expected_net="0.0"))
+            self.assertEqual(same.status_code, 400)
+            self.assertIn("Nothing would change", same.text)
+        invoices_before = len(sub.invoice_ids)
+        response = self.url_open(f"{change}/confirm", data=dict(form, expected_net=shown))
+        self.assertIn("It applies from the next period", response.text)
+        self.env.invalidate_all()
+        self.assertEqual((line.quantity, len(sub.invoice_ids)), (4.0, invoices_before))
+
+    def test_customers_switch_to_another_variant_during_their_commitment(self):
+        attribute = self.env["product.attribute"].create({"name": "Edition", "value_ids": [
+            Command.create({"name": "Print"}), Command.create({"name": "Digital"})]})
+        template = self.env["product.template"].create({
+            "name": "Trendhouse Editions", "type": "service", "recurring_invoice": True, "list_price": 12.0,
+            "taxes_id": [Command.set(self.tax.ids)],
+            "attribute_line_ids": [Command.create({"attribute_id": attribute.id,
+                                                   "value_ids": [Command.set(attribute.value_ids.ids)]})]})
+        self.env["subscription.pricing"].create({"product_tmpl_id": template.id, "plan_id": self.plan_monthly.id,
+                                                  "price": 12.0})
+        printed, digital = template.product_variant_ids
+        sub = self._create_subscription(partner=self.partner, date_start="2026-05-01", line_ids=[
+            Command.create({"product_id": printed.id, "quantity": 1.0})])
+        sub.line_ids.filtered(lambda l: l.product_id != printed).unlink()
+        self.plan_monthly.customer_can_change = True
+        line = sub.line_ids
+        self.authenticate("ada_portal", "ada_portal_pw")
+        page = self._page(f"/my/subscriptions/{sub.id}/change").text
+        self.assertIn(digital.display_name, page, "the other variant is offered")
+        csrf = self._csrf(sub.get_portal_url())
+        response = self.url_open(f"/my/subscriptions/{sub.id}/change/preview", data={
+            "csrf_token": csrf, "plan_id": str(self.plan_monthly.id), "timing": "next_period",
+            f"quantity_{line.id}": "1", f"product_{line.id}": str(digital.id)})
+        self.assertEqual(response.status_code, 200, "the same price in another variant is no downgrade")
+        self.assertIn("o_subscription_change_confirm", response.text)
+
     def test_staff_send_the_setup_link_and_the_subscription_awaits_a_method(self):
         draft = self._create_subscription(partner=self.partner, start=False)
         draft.with_user(self.sales_user).action_send_autopay_link()

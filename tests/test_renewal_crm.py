@@ -293,3 +293,82 @@ class TestRenewalTerms(AutopayCommon):
             running.with_user(viewer)._renew_with_terms(self.plan_monthly, [
                 {"line_id": False, "product_id": self.product.id, "quantity": 1.0, "price_unit": 1.0, "discount": 0}])
         self.assertFalse(running.renewal_change_ids)
+
+
+@tagged("post_install", "-at_install")
+class TestRenewalDialogForm(AutopayCommon):
+    """The dialogs as the browser drives them (onchange): their amounts are the subscription's."""
+
+    def test_the_dialogs_do_not_count_the_new_lines_twice(self):
+        from odoo.tests import Form
+
+        sub = self._create_subscription(plan=self.plan_yearly, date_start="2026-01-01")
+        with freeze_time("2026-01-01"):
+            self._run_billing()
+        with freeze_time("2026-03-01"):
+            renew = Form(self.env["subscription.renew.wizard"].with_context(active_ids=sub.ids,
+                                                                             active_model=sub._name))
+            self.assertEqual((renew.current_term_total, renew.term_total, renew.is_changed), (132.0, 132.0, False))
+            change = Form(self.env["subscription.change.wizard"].with_context(active_id=sub.id,
+                                                                              active_model=sub._name))
+            with change.line_ids.edit(0) as line:
+                line.quantity = 2.0
+            # March 1 of a yearly period from Jan 1: 306 of 365 days left, one more copy.
+            self.assertEqual((change.credit, change.charge), (100.6, 201.2))
+        self.assertEqual(len(sub.line_ids), 1)
+
+
+@tagged("post_install", "-at_install")
+class TestRenewalTermsReview(AutopayCommon):
+    """What a review found: terms waiting are edited, not lost; they are seen as their subscription."""
+
+    def _renew(self, sub, **edits):
+        action = sub.action_open_renew_wizard()
+        wizard = self.env[action["res_model"]].with_context(**action["context"]).create({})
+        if "plan" in edits:
+            wizard.plan_id = edits["plan"]
+            wizard._onchange_plan_id()
+        if "quantity" in edits:
+            wizard.line_ids.quantity = edits["quantity"]
+        wizard.action_renew()
+        return wizard
+
+    def test_renewing_again_edits_the_terms_waiting_without_extending_again(self):
+        sub = self._create_subscription(plan=self.plan_yearly, date_start="2026-01-01")
+        sub.auto_renew = False
+        with freeze_time("2026-12-01"):
+            self._renew(sub, plan=self.plan_monthly, quantity=2.0)
+            self.assertEqual(sub.date_end, date(2027, 12, 31))
+            action = sub.action_open_renew_wizard()
+            wizard = self.env[action["res_model"]].with_context(**action["context"]).create({})
+            self.assertEqual((wizard.plan_id, wizard.line_ids.quantity, wizard.date_effective),
+                             (self.plan_monthly, 2.0, date(2027, 1, 1)), "the terms agreed are shown to edit")
+            self.assertIn("Monthly (test)", wizard.waiting_summary)
+            wizard.line_ids.quantity = 3.0
+            wizard.action_renew()
+        self.assertEqual(sub.date_end, date(2027, 12, 31), "not extended a second time")
+        waiting = sub.renewal_change_ids.filtered(lambda c: c.state == "scheduled")
+        self.assertEqual((waiting.date_effective, waiting.line_ids.quantity), (date(2027, 1, 1), 3.0))
+        with freeze_time("2026-12-02"):
+            self._renew(sub, plan=self.plan_yearly, quantity=1.0)  # back to the current terms
+        self.assertFalse(sub.renewal_change_ids.filtered(lambda c: c.state == "scheduled"))
+        self._assert_logged(sub, "withdrawn")
+        self.assertEqual(sub.date_end, date(2027, 12, 31))
+
+    def test_own_documents_salespeople_see_only_their_subscriptions_terms_and_change_none_by_hand(self):
+        own = new_test_user(self.env, login="own_renewals", groups="sales_team.group_sale_salesman")
+        theirs = self._create_subscription(plan=self.plan_yearly, date_start="2026-01-01", user_id=self.sales_user.id)
+        theirs.auto_renew = False
+        with freeze_time("2026-12-01"):
+            self._renew(theirs, plan=self.plan_monthly)
+        change = theirs.renewal_change_ids
+        Change = self.env["subscription.renewal.change"].with_user(own)
+        self.assertFalse(Change.search([]), "another salesperson's terms are not theirs to see")
+        with self.assertRaises(AccessError), self.env.cr.savepoint():
+            change.with_user(own).write({"state": "cancelled"})
+        with self.assertRaises(AccessError), self.env.cr.savepoint():
+            change.with_user(own).action_cancel()
+        with self.assertRaises(AccessError), self.env.cr.savepoint():
+            change.with_user(self.sales_user).write({"date_effective": "2026-12-02"})  # only through the dialog
+        change.with_user(self.sales_user).action_cancel()
+        self.assertEqual(change.state, "cancelled")

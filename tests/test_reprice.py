@@ -43,7 +43,7 @@ class TestReprice(AutopayCommon):
             self.pricing_monthly.price = 25.0
             wizard = self._wizard(scope="plan", plan_id=self.plan_monthly.id, notice_days=10,
                                   keep_ids=[Command.set(kept.ids)])
-            self.assertIn("1 lines of 1 subscriptions", wizard.summary)
+            self.assertIn("New prices for 1 subscription(s) (1 line(s))", wizard.summary)
             wizard.action_apply()
         change = sub.price_change_ids
         self.assertEqual((change.price_before, change.price_after, change.date_effective, change.date_notice),

@@ -147,3 +147,30 @@ class TestTrialPortal(PortalCommon):
         self.env.invalidate_all()
         self.assertEqual((trial.state, trial.invoice_ids.ids), ("cancelled", []))
         self._assert_logged(trial, "Trial cancelled by Ada Reader")
+
+
+@tagged("post_install", "-at_install")
+class TestTrialReview(AutopayCommon):
+    """What a review found: a trial is never invoiced early, and can be ended on its first day."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.plan_monthly.write({"trial_days": 14})
+
+    def test_nothing_invoices_a_trial_before_it_converts(self):
+        with freeze_time("2026-01-01"):
+            sub = self._create_subscription(date_start="2026-01-01")
+            with self.assertRaisesRegex(UserError, "free trial until"), self.env.cr.savepoint():
+                sub.action_generate_invoice()
+        self.assertFalse(sub.filtered_domain(sub._billable_domain(today=date(2026, 2, 1))),
+                         "the billing day converts a trial before it bills it")
+        self.assertFalse(sub.invoice_ids)
+
+    def test_a_trial_ended_on_its_first_day_was_no_trial(self):
+        with freeze_time("2026-01-01"):
+            sub = self._create_subscription(date_start="2026-01-01")
+            sub.action_end_trial()
+            sub.action_generate_invoice()
+        self.assertEqual((sub.is_trial, sub.date_trial_end, sub.invoice_ids.subscription_period_start),
+                         (False, False, date(2026, 1, 1)))

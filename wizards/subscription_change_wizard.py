@@ -35,6 +35,8 @@ class SubscriptionChangeWizard(models.TransientModel):
                           help="Taxes included. Negative: a credit note, used on the open or next invoices.")
     next_amount = fields.Monetary(compute="_compute_preview", string="Next periods")
     new_period = fields.Boolean(compute="_compute_preview")
+    term_end = fields.Date(compute="_compute_preview", string="New commitment until",
+                           help="A new plan's commitment term counts from the day it starts.")
     period_label = fields.Char(compute="_compute_preview", string="Period invoiced")
     preview_error = fields.Char(compute="_compute_preview")
 
@@ -49,7 +51,7 @@ class SubscriptionChangeWizard(models.TransientModel):
     def _compute_preview(self):
         for wizard in self:
             values = {"period_start": False, "period_end": False, "days_left": 0, "days_in_period": 0, "credit": 0.0,
-                      "charge": 0.0, "tax": 0.0, "net": 0.0, "next_amount": 0.0, "new_period": False,
+                      "charge": 0.0, "tax": 0.0, "net": 0.0, "next_amount": 0.0, "new_period": False, "term_end": False,
                       "preview_error": False, "period_label": False}
             sub = wizard.subscription_id
             if sub and wizard.plan_id:
@@ -63,7 +65,8 @@ class SubscriptionChangeWizard(models.TransientModel):
                                   days_left=preview["days_left"], days_in_period=preview["days_in_period"],
                                   credit=preview["credit"], charge=preview["charge"], tax=preview["tax"],
                                   net=preview["net"],
-                                  next_amount=preview["next"], new_period=preview["new_period"])
+                                  next_amount=preview["next"], new_period=preview["new_period"],
+                                  term_end=preview["term_end"])
                     if preview["period_start"]:
                         values["period_label"] = self.env._(
                             "%(start)s to %(end)s: %(left)s of %(days)s days left",

@@ -23,7 +23,10 @@ class SubscriptionRenewWizard(models.TransientModel):
     has_expired = fields.Boolean(compute="_compute_subscription_id")
     currency_id = fields.Many2one(related="subscription_id.currency_id")
     plan_id = fields.Many2one("subscription.plan", string="Plan of the new term",
-                              default=lambda self: self._default_subscription().plan_id)
+                              default=lambda self: self._default_plan(),
+                              domain="[('company_id', 'in', (False, company_id))]")
+    company_id = fields.Many2one(related="subscription_id.company_id")
+    waiting_summary = fields.Char(compute="_compute_subscription_id", string="Terms already agreed")
     line_ids = fields.One2many("subscription.renew.wizard.line", "wizard_id", string="Lines of the new term",
                                default=lambda self: self._default_line_ids())
     date_effective = fields.Date(compute="_compute_preview", string="New terms from")
@@ -42,16 +45,27 @@ class SubscriptionRenewWizard(models.TransientModel):
         ids = self.env.context.get("active_ids") or []
         return self.env["subscription.subscription"].browse(ids if len(ids) == 1 else [])
 
+    def _default_plan(self):
+        sub = self._default_subscription()
+        waiting = sub._pending_renewal_change() if sub else None
+        return waiting.plan_id if waiting else sub.plan_id
+
     def _default_line_ids(self):
-        return [fields.Command.create({"line_id": line.id, "product_id": line.product_id.id, "quantity": line.quantity,
-                                       "price_unit": line.price_unit, "discount": line.discount})
-                for line in self._default_subscription().line_ids]
+        """The current lines, or the terms already agreed for the next term (they are edited)."""
+        sub = self._default_subscription()
+        waiting = sub._pending_renewal_change() if sub else None
+        lines = waiting.line_ids if waiting else sub.line_ids
+        return [fields.Command.create({
+            "line_id": (line.line_id.id if waiting else line.id), "product_id": line.product_id.id,
+            "quantity": line.quantity, "price_unit": line.price_unit, "discount": line.discount}) for line in lines]
 
     @api.depends("subscription_ids")
     def _compute_subscription_id(self):
         for wizard in self:
             wizard.subscription_id = wizard.subscription_ids if len(wizard.subscription_ids) == 1 else False
             wizard.has_expired = "expired" in wizard.subscription_ids.mapped("state")
+            waiting = wizard.subscription_id._pending_renewal_change() if wizard.subscription_id else None
+            wizard.waiting_summary = waiting._summary() if waiting else False
 
     @api.depends("subscription_id", "plan_id", "date_start", "line_ids.product_id", "line_ids.quantity",
                  "line_ids.price_unit", "line_ids.discount")
@@ -62,6 +76,8 @@ class SubscriptionRenewWizard(models.TransientModel):
                       "is_changed": False, "preview_error": False}
             sub, plan = wizard.subscription_id, wizard.plan_id
             if sub and plan:
+                current_term_total = sub.amount_total * sub.plan_id._periods_per_term()
+                waiting = sub._pending_renewal_change()
                 try:
                     new_lines = sub._new_lines(wizard._lines_vals(), plan)
                     sub._check_change(plan, new_lines, "renewal")
@@ -69,11 +85,12 @@ class SubscriptionRenewWizard(models.TransientModel):
                     values["preview_error"] = error.args[0]
                 else:
                     untaxed, total = sub._lines_total([(line, None, 1) for line in new_lines])
-                    start = wizard.date_start if sub.state == "expired" else sub._renewal_day()
-                    periods = plan._periods_per_term()
+                    start = wizard.date_start if sub.state == "expired" else (
+                        waiting.date_effective or sub._renewal_day())
+                    periods = plan._periods_per_term() if plan.term_value else 0
                     values.update(
                         date_effective=start, amount_untaxed=untaxed, amount_tax=total - untaxed, amount_total=total,
-                        current_term_total=sub.amount_total * sub.plan_id._periods_per_term(), periods=periods,
+                        current_term_total=current_term_total, periods=periods,
                         term_total=total * periods,
                         is_changed=plan != sub.plan_id or sub._lines_differ(new_lines),
                         term_end=start and plan.term_value and self._term_end_from(sub, plan, start))

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import format_date
 
 from .. import const
 from ..utils import period_end
@@ -66,8 +67,8 @@ class SubscriptionRepriceWizard(models.TransientModel):
             subs = {change["subscription"] for change in changes}
             first = min(change["date"] for change in changes)
             wizard.summary = self.env._(
-                "%(lines)s lines of %(subs)s subscriptions get a new price, the first from %(date)s.",
-                lines=len(changes), subs=len(subs), date=fields.Date.to_string(first))
+                "New prices for %(subs)s subscription(s) (%(lines)s line(s)), the first from %(date)s.",
+                lines=len(changes), subs=len(subs), date=format_date(self.env, first))
 
     # === ACTION METHODS === #
 
@@ -93,7 +94,7 @@ class SubscriptionRepriceWizard(models.TransientModel):
         for sub, sub_changes in created.grouped("subscription_id").items():
             sub.message_post(body=self.env._(
                 "New prices scheduled by %(user)s from %(date)s: %(changes)s.", user=self.env.user.name,
-                date=fields.Date.to_string(sub_changes[0].date_effective),
+                date=format_date(self.env, sub_changes[0].date_effective),
                 changes=", ".join(change._label() for change in sub_changes)))
         return {"type": "ir.actions.client", "tag": "display_notification", "params": {
             "type": "success", "title": self.env._("Prices scheduled"), "message": self.summary,
