@@ -393,12 +393,12 @@ class SubscriptionSubscription(models.Model):
                 if sub.company_id not in journals:
                     journals[sub.company_id] = sub._get_sale_journal()
                 vals_list.append(sub._prepare_invoice_vals(start, end, journals[sub.company_id], ratio=ratio))
-        Move = self.env["account.move"].sudo().with_context(
-            default_move_type="out_invoice",
-            mail_create_nolog=True,
-            mail_create_nosubscribe=True,
-            mail_notrack=True,
-        )
+        context = {"default_move_type": "out_invoice", "mail_create_nosubscribe": True}
+        if not any(company.restrictive_audit_trail for company in journals):
+            # The creation message and field tracking are skipped only where they are not the
+            # legal audit trail: with the company's restrictive audit trail on, they are kept.
+            context.update(mail_create_nolog=True, mail_notrack=True)
+        Move = self.env["account.move"].sudo().with_context(**context)
         invoices = Move.create(vals_list) if vals_list else Move
         if invoices:
             invoices.action_post()

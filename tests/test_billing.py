@@ -19,6 +19,28 @@ class TestBillingDay(SubscriptionCommon):
         )
 
     @freeze_time("2026-01-31")
+    def test_the_audit_trail_is_the_stock_one_where_the_company_requires_it(self):
+        """The creation message and field tracking are the legal audit trail when the company's
+        restrictive audit trail is on: the billing day then keeps what Odoo's own invoicing keeps
+        (and skips them elsewhere, for speed)."""
+        def trail(invoice):
+            self.env.cr.precommit.run()  # tracking values are written when the transaction commits
+            return [(m.message_type, m.subtype_id, str(m.body), m.tracking_value_ids.field_id.mapped("name"))
+                    for m in invoice.message_ids]
+
+        plain = self._create_subscription(date_start="2026-01-31")
+        self.assertEqual(trail(plain.with_context(tracking_disable=False)._bill()), [])
+        self.company.restrictive_audit_trail = True
+        audited = self._create_subscription(partner=self.partner_b, date_start="2026-01-31")
+        ours = audited.with_context(tracking_disable=False)._bill()
+        stock = self.env["account.move"].with_context(tracking_disable=False).create({
+            "move_type": "out_invoice", "partner_id": self.partner_b.id, "invoice_date": "2026-01-31",
+            "invoice_line_ids": [Command.create({"product_id": self.product.id, "price_unit": 12.0})]})
+        stock.action_post()
+        self.assertTrue(trail(ours))
+        self.assertEqual(trail(ours), trail(stock), "the same audit trail as an invoice posted by hand")
+
+    @freeze_time("2026-01-31")
     def test_monthly_invoice_posted_with_period_and_tax(self):
         sub = self._create_subscription(date_start="2026-01-31")
         self.assertEqual(sub.next_invoice_date, date(2026, 1, 31))
