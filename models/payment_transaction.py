@@ -41,6 +41,76 @@ class PaymentTransaction(models.Model):
             self.subscription_charge_ids._sync_from_transaction()
         return res
 
+    def _post_process(self):
+        """Paid autopay charges: their payments are created in one ``create``, posted together and
+        reconciled with their invoices in one reconciliation plan, instead of one payment created,
+        posted and reconciled per transaction. Odoo's post-processing then goes on as usual (it
+        finds each transaction's payment and only logs it). Other transactions, and any paid
+        autopay charge Odoo's per-transaction path must handle (an early payment discount, a
+        partial capture), are left to it."""
+        batch = self.filtered(lambda tx: tx._subscription_batch_payment_ok())
+        if len(batch) > 1:
+            batch._subscription_create_payments()
+        return super()._post_process()
+
+    def _subscription_batch_payment_ok(self):
+        """This transaction is a paid autopay charge whose payment is a plain one for its invoices."""
+        self.ensure_one()
+        return bool(
+            self.state == "done" and self.subscription_charge_ids and self.operation != "validation"
+            and not self.payment_id and not self.is_post_processed and not self.source_transaction_id
+            and not self.child_transaction_ids and self.invoice_ids
+            and all(invoice.state == "posted" for invoice in self.invoice_ids)
+            and not any(invoice._get_invoice_next_payment_values().get("installment_state") == "epd"
+                        for invoice in self.invoice_ids))
+
+    def _subscription_create_payments(self):
+        """The payments of these paid transactions, as Odoo's ``_create_payment`` makes each one
+        (same values, posted, reconciled with the transaction's invoices), created, posted and
+        reconciled in batches.
+
+        :return: the ``account.payment`` records, in the order of ``self``
+        """
+        vals_list = []
+        for tx in self:
+            tx = tx.with_company(tx.company_id)
+            method_line = tx.provider_id.journal_id.inbound_payment_method_line_ids.filtered(
+                lambda line, tx=tx: line.payment_provider_id == tx.provider_id)
+            term_lines = tx.invoice_ids.line_ids.filtered(lambda line: line.display_type == "payment_term")
+            vals = {
+                "amount": abs(tx.amount),
+                "payment_type": "inbound" if tx.amount > 0 else "outbound",
+                "currency_id": tx.currency_id.id,
+                "partner_id": tx.partner_id.commercial_partner_id.id,
+                "partner_type": "customer",
+                "journal_id": tx.provider_id.journal_id.id,
+                "company_id": tx.provider_id.company_id.id,
+                "payment_method_line_id": method_line.id,
+                "payment_token_id": tx.token_id.id,
+                "payment_transaction_id": tx.id,
+                "memo": f"{tx.reference} - {tx.provider_reference or ''}",
+                # No write-off (as Odoo's ``[]``), but without the key: the payments' journal
+                # entries are then created together when they are posted, not one per payment.
+                "invoice_ids": tx.invoice_ids,
+            }
+            if term_lines:
+                vals["destination_account_id"] = term_lines[0].account_id.id
+            vals_list.append(vals)
+        payments = self.env["account.payment"].create(vals_list)
+        payments.action_post()
+        plan = []
+        for tx, payment in zip(self, payments, strict=True):
+            tx.payment_id = payment
+            invoices = tx.invoice_ids.filtered(lambda inv: inv.state != "cancel")
+            lines = (payment.move_id.line_ids + invoices.line_ids).filtered(
+                lambda line, payment=payment: line.account_id == payment.destination_account_id
+                and not line.reconciled)
+            if lines:
+                plan.append(lines)
+        if plan:
+            self.env["account.move.line"]._reconcile_plan(plan)
+        return payments
+
     def _tokenize(self, payment_data):
         """A payment method saved from a subscription's portal page becomes its autopay method."""
         res = super()._tokenize(payment_data)

@@ -40,6 +40,57 @@ class TestAutopayOutcomes(AutopayCommon):
             self._run_autopay()
         self.assertEqual(len(sub.charge_ids), 1)
 
+    def test_payments_made_together_are_those_odoo_makes_one_by_one(self):
+        """Paid charges of a run get their payments created, posted and reconciled together: each
+        is, field by field and journal item by journal item, what Odoo's own per-transaction
+        post-processing makes for a charge paid alone."""
+        together = self._create_autopay_subscription("done", date_start="2026-05-01") \
+            | self._create_autopay_subscription("done", partner=self.partner_b, date_start="2026-05-01")
+        Tx = type(self.env["payment.transaction"])
+        batched = []
+        original = Tx._subscription_create_payments
+
+        def spy(txs):
+            batched.append(len(txs))
+            return original(txs)
+
+        with patch.object(Tx, "_subscription_create_payments", spy):
+            self._bill_and_charge("2026-05-01")
+        self.assertEqual(batched, [2], "the two paid charges' payments were made together")
+        alone_partner = self.env["res.partner"].create({"name": "Cleo Alone", "email": "cleo@example.com"})
+        alone = self._create_autopay_subscription("done", partner=alone_partner, date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            invoice = alone._bill()
+            charge = self.Charge._create_for_invoices(invoice)
+            charge._send()
+            with patch.object(type(charge.transaction_id), "_subscription_create_payments",
+                              side_effect=AssertionError("one transaction: Odoo's own path")):
+                charge.transaction_id._post_process()
+        stock = charge.transaction_id.payment_id
+
+        def shape(payment):
+            return {
+                "payment": (payment.amount, payment.payment_type, payment.partner_type, payment.journal_id,
+                            payment.payment_method_line_id, payment.destination_account_id,
+                            payment.state, payment.is_reconciled, payment.currency_id,
+                            payment.memo == f"{payment.payment_transaction_id.reference} - "
+                                            f"{payment.payment_transaction_id.provider_reference or ''}"),
+                "lines": sorted((line.account_id.id, line.debit, line.credit, line.reconciled)
+                                for line in payment.move_id.line_ids),
+            }
+
+        for sub in together:
+            payment = sub.charge_ids.transaction_id.payment_id
+            self.assertTrue(payment, "one payment per paid charge")
+            self.assertEqual((payment.partner_id, payment.payment_token_id),
+                             (sub.partner_id.commercial_partner_id, sub.payment_token_id))
+            self.assertEqual(payment.invoice_ids, sub.invoice_ids)
+            self.assertEqual(shape(payment), shape(stock))
+            self._assert_paid(sub.invoice_ids)
+        self._assert_paid(invoice)
+        self.assertEqual(len(together.charge_ids.transaction_id.payment_id.move_id.mapped("name")), 2,
+                         "numbered one by one in the journal")
+
     def test_billing_day_wakes_the_autopay_action_for_autopay_invoices_only(self):
         autopay = self._create_autopay_subscription("done", date_start="2026-05-01")
         manual = self._create_subscription(partner=self.partner_b, date_start="2026-05-01")
