@@ -1,6 +1,7 @@
 import functools
 import logging
 import subprocess
+import time
 from collections import defaultdict
 from datetime import timedelta
 
@@ -14,7 +15,7 @@ from odoo.tools import format_amount, format_date, split_every
 from odoo.addons.base.models.ir_actions_report import _wkhtml
 
 from .. import const
-from ..tools import process_in_locked_batches
+from ..tools import job_budget_end, process_in_locked_batches
 
 _logger = logging.getLogger(__name__)
 
@@ -244,25 +245,37 @@ class AccountMove(models.Model):
         in_catch_ups = self.browse().union(*catch_ups.values())
         single_mails = to_mail - in_catch_ups
         chunk = SEND_BATCH_SIZE if _wkhtmltopdf_renders_batches() else 1
-        failed = self.browse()
-        for invoices in split_every(chunk, single_mails.ids, moves.browse):
-            failed |= invoices._subscription_generate_and_send(email=True)
-        for invoices in split_every(chunk, (moves - single_mails).ids, moves.browse):
-            failed |= invoices._subscription_generate_and_send(email=False)
+        budget_end = job_budget_end(self.env)
+        failed = left = self.browse()
+        for email, todo in ((True, single_mails), (False, moves - single_mails)):
+            for invoices in split_every(chunk, todo.ids, moves.browse):
+                if budget_end is not None and time.monotonic() > budget_end:
+                    left |= invoices  # the next run makes them: no worker killed halfway
+                    continue
+                failed_now, left_now = invoices._subscription_generate_and_send(email=email, budget_end=budget_end)
+                failed |= failed_now
+                left |= left_now
         for sub, invoices in catch_ups.items():
+            if budget_end is not None and time.monotonic() > budget_end:
+                left |= invoices
+                continue
             sub._send_invoices_mail(invoices)
-        (moves | not_posted).write({"subscription_send": False})
+        ((moves | not_posted) - left).write({"subscription_send": False})
         for sub in failed.subscription_id:
             names = ", ".join(failed.filtered(lambda m, s=sub: m.subscription_id == s).mapped("name"))
             sub._schedule_salesperson_activity(
                 self.env._("Invoice PDF not made: %(invoices)s", invoices=names),
                 note=self.env._("The official PDF of %(invoices)s could not be made (see each invoice's chatter); "
                                 "use Send on the invoices once the cause is fixed.", invoices=names))
+        return left
 
-    def _subscription_generate_and_send(self, email):
+    def _subscription_generate_and_send(self, email, budget_end=None):
         """Odoo's invoice sending for these invoices (PDF, then the e-mail when ``email``); a failing
-        group is tried again one invoice at a time, and a failing invoice gets the error in its
-        chatter. Returns the invoices that failed."""
+        group is tried again one invoice at a time (until ``budget_end``, a ``time.monotonic()``
+        value, if given), and a failing invoice gets the error in its chatter.
+
+        :return: ``(failed, left)``: the invoices that failed, and those not tried for lack of time
+        """
         # E-mailed the way the customer asked for invoices (Odoo's default: by e-mail).
         settings = {} if email else {"sending_methods": set()}
         try:
@@ -272,16 +285,19 @@ class AccountMove(models.Model):
             if len(self) > 1:
                 _logger.warning("Sending %s invoices at once failed (%s); sending them one by one", len(self), error,
                                 exc_info=True)
-                failed = self.browse()
+                failed = left = self.browse()
                 for move in self:
-                    failed |= move._subscription_generate_and_send(email)
-                return failed
+                    if budget_end is not None and time.monotonic() > budget_end:
+                        left |= move
+                        continue
+                    failed |= move._subscription_generate_and_send(email)[0]
+                return failed, left
             _logger.exception("Invoice %s: its PDF or e-mail could not be made", self.name)
             self.message_post(body=self.env._(
                 "The invoice's PDF could not be made or sent: %(error)s. Use Send to try again.",
                 error=error.args[0] if error.args else error))
-            return self
-        return self.browse()
+            return self, self.browse()
+        return self.browse(), self.browse()
 
     def _subscription_mail_header(self):
         """Header of the customer e-mails about this invoice (see ``mail_layout_customer``)."""

@@ -327,3 +327,36 @@ class TestBillingDetails(SubscriptionCommon):
         self.assertEqual(len(subs.invoice_ids), 5)
         self.assertEqual(set(subs.invoice_ids.mapped("subscription_period_start")), {date(2026, 5, 1)})
         self.assertEqual(set(subs.mapped("next_invoice_date")), {date(2026, 6, 1)})
+
+
+@tagged("post_install", "-at_install")
+class TestWorkerLimits(SubscriptionCommon):
+    """A scheduled action hands over to its next run before Odoo's worker limits could kill it."""
+
+    def test_a_job_stops_taking_batches_once_its_share_of_the_limits_is_used(self):
+        import time
+
+        from odoo.addons.base.models.ir_cron import MIN_TIME_PER_JOB
+        from odoo.addons.subscription_billing.tools import batch
+
+        subs = self._create_many_subscriptions(3, date_start="2026-01-01")
+        Sub = self.env["subscription.subscription"]
+        limits = {"limit_time_cpu": 60, "limit_time_real": 120, "limit_time_real_cron": -1}
+        with patch.dict(batch.config.options, limits):
+            self.assertIsNone(batch.job_budget_end(self.env), "outside a scheduled action: no budget")
+            started = time.monotonic()
+            env = self.env(context=dict(self.env.context, cron_end_time=started + MIN_TIME_PER_JOB))
+            self.assertAlmostEqual(batch.job_budget_end(env), started + 30, delta=0.01,
+                                   msg="half of the smallest limit (60 s of CPU) from the job's start")
+            used_up = self.env(context=dict(self.env.context, cron_end_time=started + MIN_TIME_PER_JOB - 31))
+            reported = []
+            Cron = type(self.env["ir.cron"])
+            with freeze_time("2026-01-01"), patch.object(
+                    Cron, "_commit_progress", lambda cron, processed=0, **kw: reported.append(kw) or 60.0):
+                done = batch.process_in_locked_batches(Sub.with_env(used_up), Sub._billable_domain(), "_bill", 1)
+            self.assertEqual(reported, [{"remaining": 3}], "what is left is reported: Odoo runs it again at once")
+            self.assertFalse(done, "the next run goes on")
+            self.assertFalse(subs.invoice_ids, "no batch started past the budget")
+        with patch.dict(batch.config.options, {"limit_time_cpu": 0, "limit_time_real": 0,
+                                               "limit_time_real_cron": 0}):
+            self.assertIsNone(batch.job_budget_end(env), "no limits, no budget")

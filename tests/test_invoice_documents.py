@@ -191,3 +191,24 @@ class TestSendingMeetsConcurrentUpdates(AutopayCommon):
         self.assertTrue(invoice.invoice_pdf_report_id)
         mails = self.MailMail.sudo().search([("model", "=", "account.move"), ("res_id", "=", invoice.id)])
         self.assertEqual(len(mails), 1, "e-mailed once")
+
+
+@tagged("post_install", "-at_install")
+class TestSendingWithinWorkerLimits(AutopayCommon):
+
+    @freeze_time("2026-02-01")
+    def test_invoices_left_when_the_runs_time_is_up_are_made_by_the_next_run(self):
+        subs = self._create_many_subscriptions(2, date_start="2026-02-01")
+        self._run_billing()
+        invoices = subs.invoice_ids
+        self.assertTrue(all(invoices.mapped("subscription_send")))
+        from odoo.addons.subscription_billing.models import account_move as move_module
+
+        with patch.object(move_module, "job_budget_end", lambda env: 0.0):  # the run's time is up
+            left = invoices._subscription_send_documents()
+        self.assertEqual(left, invoices, "nothing started past the budget")
+        self.assertTrue(all(invoices.mapped("subscription_send")), "still waiting for the next run")
+        self.assertFalse(invoices.invoice_pdf_report_id)
+        self._run_sending()
+        self.assertEqual(len(invoices.invoice_pdf_report_id), 2)
+        self.assertFalse(any(invoices.mapped("subscription_send")))

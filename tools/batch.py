@@ -1,8 +1,17 @@
 """The one loop of the scheduled actions: locked batches, committed progress."""
 
 import logging
+import time
+
+from odoo.addons.base.models.ir_cron import MIN_TIME_PER_JOB
+from odoo.tools import config
 
 _logger = logging.getLogger(__name__)
+
+# Share of Odoo's per-job worker limits (``limit_time_cpu``, ``limit_time_real_cron``) a
+# scheduled action spends before it hands over to its next run: the batch in progress always
+# finishes well within the limits, so no worker is ever killed in the middle of one.
+JOB_BUDGET_SHARE = 0.5
 
 # Candidates are searched this many batches ahead: a second worker running the same action
 # skips the rows the first one holds (FOR UPDATE SKIP LOCKED) and finds free rows further on
@@ -36,7 +45,14 @@ def process_in_locked_batches(model, domain, method, batch_size, order="id"):
         raise ValueError("batch_size must be at least 1")
     cron = model.env["ir.cron"]
     skipped = set()
+    budget_end = job_budget_end(model.env)
     while True:
+        if budget_end is not None and time.monotonic() > budget_end:
+            # What is left is reported, so that Odoo runs the action again at once.
+            cron._commit_progress(remaining=model.search_count(domain))
+            _logger.info("%s.%s: this run's share of the worker limits is used; the next run goes on",
+                         model._name, method)
+            return False
         window = batch_size * LOOKAHEAD_BATCHES
         candidates = model.search(domain, limit=window, order=order)
         fresh = candidates.filtered(lambda r: r.id not in skipped)
@@ -56,3 +72,19 @@ def process_in_locked_batches(model, domain, method, batch_size, order="id"):
                      remaining - len(locked))
         if not cron._commit_progress(len(locked)):
             return False
+
+
+def job_budget_end(env):
+    """When (``time.monotonic()``) the current scheduled-action job should stop taking batches:
+    ``JOB_BUDGET_SHARE`` of the smallest of Odoo's per-job limits after the job started; None
+    outside a scheduled action (tests, a method called by hand) or without limits."""
+    end_time = env.context.get("cron_end_time")
+    if end_time is None:
+        return None
+    real = config.get("limit_time_real_cron")
+    if real is None or real < 0:
+        real = config.get("limit_time_real") or 0
+    limits = [limit for limit in (config.get("limit_time_cpu") or 0, real) if limit and limit > 0]
+    if not limits:
+        return None
+    return end_time - MIN_TIME_PER_JOB + min(limits) * JOB_BUDGET_SHARE
