@@ -3,8 +3,9 @@
 import logging
 import time
 
-from odoo.addons.base.models.ir_cron import MIN_TIME_PER_JOB
 from odoo.tools import config
+
+from odoo.addons.base.models.ir_cron import MIN_TIME_PER_JOB
 
 _logger = logging.getLogger(__name__)
 
