@@ -355,6 +355,12 @@ class TestWorkerLimits(SubscriptionCommon):
                     Cron, "_commit_progress", lambda cron, processed=0, **kw: reported.append(kw) or 60.0):
                 done = batch.process_in_locked_batches(Sub.with_env(used_up), Sub._billable_domain(), "_bill", 1)
             self.assertEqual(reported, [{"remaining": 3}], "what is left is reported: Odoo runs it again at once")
+            reported.clear()
+            with freeze_time("2026-01-01"), patch.object(
+                    Cron, "_commit_progress", lambda cron, processed=0, **kw: reported.append(kw) or 60.0):
+                batch.process_in_locked_batches(Sub.with_env(used_up), Sub._resume_due_domain(), "_resume_due_batch", 1)
+            self.assertEqual(reported, [{"remaining": 1}],
+                             "a step with nothing left still asks for a rerun: the billing after it has work")
             self.assertFalse(done, "the next run goes on")
             self.assertFalse(subs.invoice_ids, "no batch started past the budget")
         with patch.dict(batch.config.options, {"limit_time_cpu": 0, "limit_time_real": 0,

@@ -49,8 +49,9 @@ def process_in_locked_batches(model, domain, method, batch_size, order="id"):
     budget_end = job_budget_end(model.env)
     while True:
         if budget_end is not None and time.monotonic() > budget_end:
-            # What is left is reported, so that Odoo runs the action again at once.
-            cron._commit_progress(remaining=model.search_count(domain))
+            # Something left is reported (at least 1: a later step of the same action may have
+            # work left), so that Odoo runs the action again at once instead of tomorrow.
+            cron._commit_progress(remaining=max(model.search_count(domain), 1))
             _logger.info("%s.%s: this run's share of the worker limits is used; the next run goes on",
                          model._name, method)
             return False
