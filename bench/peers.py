@@ -29,7 +29,7 @@ import time
 import zipfile
 
 import billing_day
-from billing_day import arguments, measured, odoo_env, psql, run_workers
+from billing_day import arguments, odoo_env, psql, run_workers
 
 PEERS = {
     "odoo-addon-contract": "19.0.1.2.1.2",
@@ -116,19 +116,6 @@ def populate_contracts(conf, db, n, auto_post):
     cr.close()
 
 
-def run_cron(conf, db, model, method):
-    """One run of a scheduled action's method in this process; prints 'seconds peak_rss_mib'."""
-    env, cr = odoo_env(conf, db)
-
-    def run():
-        getattr(env[model], method)()
-        cr.commit()
-
-    elapsed, peak = measured(run)
-    cr.close()
-    print(f"{elapsed:.3f} {peak:.1f}")
-
-
 def counts(db, table_filter, dup_sql):
     invoices = int(psql(db, f"SELECT count(*) FROM account_move WHERE move_type = 'out_invoice' AND {table_filter}"))
     posted = int(psql(db, f"SELECT count(*) FROM account_move WHERE move_type = 'out_invoice' AND state = 'posted' "
@@ -165,9 +152,9 @@ def main():
     if args.populate_contracts:
         return populate_contracts(args.conf, args.db, args.populate_contracts, args.auto_post)
     if args.cron == "ours":
-        return run_cron(args.conf, args.db, "subscription.subscription", "_cron_generate_invoices")
+        return billing_day.run_scheduled(args.conf, args.db, "subscription.subscription", "_cron_generate_invoices")
     if args.cron == "contract":
-        return run_cron(args.conf, args.db, "contract.contract", "cron_recurring_create_invoice")
+        return billing_day.run_scheduled(args.conf, args.db, "contract.contract", "cron_recurring_create_invoice")
     odoo_dir = os.environ["SB_ODOO_DIR"]
     billing_day.make_template(args.conf, odoo_dir)
     pconf = peer_conf(args.conf)

@@ -1,4 +1,5 @@
 from . import subscription_wizard_mixin
+from . import subscription_lines_wizard_mixin
 from . import subscription_catch_up_wizard
 from . import subscription_close_wizard
 from . import subscription_enroll_wizard

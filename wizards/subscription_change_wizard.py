@@ -8,6 +8,7 @@ class SubscriptionChangeWizard(models.TransientModel):
     exact amounts (credit, charge, net, next period) before confirming."""
 
     _name = "subscription.change.wizard"
+    _inherit = ["subscription.lines.wizard.mixin"]
     _description = "Change a subscription's plan or quantities"
 
     subscription_id = fields.Many2one("subscription.subscription", required=True, readonly=True,
@@ -75,20 +76,6 @@ class SubscriptionChangeWizard(models.TransientModel):
                             left=preview["days_left"], days=preview["days_in_period"])
             wizard.update(values)
 
-    @api.onchange("plan_id")
-    def _onchange_plan_id(self):
-        """A new plan brings its prices (what the customer would see on a new subscription)."""
-        Pricing = self.env["subscription.pricing"]
-        for line in self.line_ids.filtered("product_id"):
-            price = Pricing._get_price(line.product_id, self.plan_id, self.currency_id)
-            if price is not None:
-                line.price_unit = price
-
-    def _lines_vals(self):
-        return [{"line_id": line.line_id.id, "product_id": line.product_id.id, "quantity": line.quantity,
-                 "price_unit": line.price_unit, "discount": line.discount}
-                for line in self.line_ids if line.product_id]
-
     def action_confirm(self):
         """Apply the change (see ``subscription._apply_change``) and open the document to pay or the
         credit note, if any.
@@ -104,19 +91,7 @@ class SubscriptionChangeWizard(models.TransientModel):
 
 class SubscriptionChangeWizardLine(models.TransientModel):
     _name = "subscription.change.wizard.line"
+    _inherit = ["subscription.wizard.line.mixin"]
     _description = "Line after a subscription change"
 
     wizard_id = fields.Many2one("subscription.change.wizard", required=True, ondelete="cascade")
-    line_id = fields.Many2one("subscription.line", string="Current line")
-    product_id = fields.Many2one("product.product", required=True,
-                                 domain=[("recurring_invoice", "=", True), ("sale_ok", "=", True)])
-    quantity = fields.Float(default=1.0, digits="Product Unit")
-    price_unit = fields.Float(string="Unit price", digits="Product Price")
-    discount = fields.Float(string="Discount (%)", digits="Discount")
-
-    @api.onchange("product_id")
-    def _onchange_product_id(self):
-        if self.product_id and self.product_id != self.line_id.product_id:
-            wizard = self.wizard_id
-            price = self.env["subscription.pricing"]._get_price(self.product_id, wizard.plan_id, wizard.currency_id)
-            self.price_unit = self.product_id.lst_price if price is None else price

@@ -10,7 +10,7 @@ class SubscriptionRenewWizard(models.TransientModel):
     before confirming. Opened from a renewal opportunity marked won, it also wins it."""
 
     _name = "subscription.renew.wizard"
-    _inherit = ["subscription.wizard.mixin"]
+    _inherit = ["subscription.wizard.mixin", "subscription.lines.wizard.mixin"]
     _description = "Renew subscriptions"
 
     date_start = fields.Date(
@@ -103,20 +103,6 @@ class SubscriptionRenewWizard(models.TransientModel):
             return sub._term_end(start)
         return period_end(start, plan.term_value, plan.term_unit, anchor_day=start.day)
 
-    @api.onchange("plan_id")
-    def _onchange_plan_id(self):
-        """A new plan brings its prices (the product's plan pricing); prices can then be typed."""
-        Pricing = self.env["subscription.pricing"]
-        for line in self.line_ids.filtered("product_id"):
-            price = Pricing._get_price(line.product_id, self.plan_id, self.currency_id)
-            if price is not None:
-                line.price_unit = price
-
-    def _lines_vals(self):
-        return [{"line_id": line.line_id.id, "product_id": line.product_id.id, "quantity": line.quantity,
-                 "price_unit": line.price_unit, "discount": line.discount}
-                for line in self.line_ids if line.product_id]
-
     def action_renew(self):
         """Renew: several subscriptions as they are; one with the terms in the dialog (see
         ``subscription._renew_with_terms``). From an opportunity, it is marked won.
@@ -144,20 +130,7 @@ class SubscriptionRenewWizard(models.TransientModel):
 
 class SubscriptionRenewWizardLine(models.TransientModel):
     _name = "subscription.renew.wizard.line"
+    _inherit = ["subscription.wizard.line.mixin"]
     _description = "Line of a subscription's next term"
 
     wizard_id = fields.Many2one("subscription.renew.wizard", required=True, ondelete="cascade")
-    line_id = fields.Many2one("subscription.line", string="Current line")
-    product_id = fields.Many2one("product.product", required=True,
-                                 domain=[("recurring_invoice", "=", True), ("sale_ok", "=", True)])
-    quantity = fields.Float(default=1.0, digits="Product Unit")
-    price_unit = fields.Float(string="Unit price", digits="Product Price")
-    discount = fields.Float(string="Discount (%)", digits="Discount")
-
-    @api.onchange("product_id")
-    def _onchange_product_id(self):
-        if self.product_id and self.product_id != self.line_id.product_id:
-            wizard = self.wizard_id
-            price = self.env["subscription.pricing"]._get_price(self.product_id, wizard.plan_id, wizard.currency_id)
-            self.price_unit = self.product_id.lst_price if price is None else price
-
