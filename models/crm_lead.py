@@ -78,10 +78,13 @@ class CrmLead(models.Model):
 
     # === BUSINESS METHODS === #
 
-    def _subscription_renewal_prepare(self, check_only=False):
+    def _subscription_renewal_prepare(self, check_only=False, allow_renewed=False):
         """Before renewing from this opportunity: an end scheduled at its term end (when it was
         lost earlier) is lifted.
 
+        :param bool check_only: only check, change nothing
+        :param bool allow_renewed: a subscription already renewed past this term is fine (the
+            opportunity is then only marked won)
         :raise UserError: the subscription was cancelled, or already renewed past this term
         """
         self.ensure_one()
@@ -90,7 +93,7 @@ class CrmLead(models.Model):
             raise UserError(self.env._(
                 "%(sub)s is cancelled: it cannot be renewed from this opportunity. Start a new subscription.",
                 sub=sub.display_name))
-        if sub.state != "expired" and sub.date_end and self.subscription_term_end \
+        if not allow_renewed and sub.state != "expired" and sub.date_end and self.subscription_term_end \
                 and sub.date_end > self.subscription_term_end and not sub.is_end_scheduled:
             raise UserError(self.env._(
                 "%(sub)s was already renewed until %(date)s: mark this opportunity won from its stage, or open the "
@@ -109,12 +112,7 @@ class CrmLead(models.Model):
         """
         self.ensure_one()
         sub = self.subscription_id.sudo()
-        if sub.state == "cancelled":
-            raise UserError(self.env._(
-                "%(sub)s is cancelled: it cannot be renewed from this opportunity. Start a new subscription.",
-                sub=sub.display_name))
-        if sub.state in const.RUNNING_STATES and sub.is_end_scheduled and sub.date_end == self.subscription_term_end:
-            sub.write({"date_end": False, "is_end_scheduled": False, "close_reason_id": False})
+        self._subscription_renewal_prepare(allow_renewed=True)
         if sub.state == "expired" or (sub.date_end and sub.date_end <= self.subscription_term_end):
             sub.action_renew()
         sub.message_post(body=self.env._("Renewal won (%(lead)s).", lead=self._get_html_link()))

@@ -231,6 +231,13 @@ class SubscriptionSubscription(models.Model):
         longer = plan != self.plan_id and plan._monthly_factor() < self.plan_id._monthly_factor()
         return not longer and self.currency_id.compare_amounts(new_mrr, old_mrr) < 0
 
+    def _lines_differ(self, new_lines):
+        """The lines ``new_lines`` (in memory) differ from the current ones (product, quantity,
+        price or discount)."""
+        self.ensure_one()
+        key = lambda l: (l.product_id.id, l.quantity, l.price_unit, l.discount)
+        return sorted(map(key, self.line_ids)) != sorted(map(key, new_lines))
+
     def _lines_total(self, lines):
         """``(untaxed, total)`` of one invoice of ``[(line, ratio, sign)]`` (taxes computed and
         rounded as the invoice does): each line's unit price times ``ratio`` (rounded to the price

@@ -251,10 +251,3 @@ class SubscriptionSubscription(models.Model):
         self.message_post(body=self.env._("New terms agreed at the renewal by %(user)s: %(summary)s.",
                                           user=self.env.user.name, summary=change._summary()))
         return change
-
-    def _lines_differ(self, new_lines):
-        """The lines ``new_lines`` (in memory) differ from the current ones (product, quantity,
-        price or discount)."""
-        self.ensure_one()
-        key = lambda l: (l.product_id.id, l.quantity, l.price_unit, l.discount)
-        return sorted(map(key, self.line_ids)) != sorted(map(key, new_lines))
