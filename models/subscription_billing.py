@@ -11,7 +11,7 @@ from odoo.fields import Command, Domain
 from odoo.tools import format_date
 
 from .. import const
-from ..tools import process_in_locked_batches
+from ..tools import is_transient_db_error, process_in_locked_batches
 from ..utils import add_period
 
 _logger = logging.getLogger(__name__)
@@ -356,12 +356,22 @@ class SubscriptionSubscription(models.Model):
         subscription is retried alone in its own savepoint and a failing one is
         logged on it and parked until tomorrow. Returns the posted invoices.
         """
+        problems = self._billing_misconfigurations()
+        if problems:
+            if raise_on_error:
+                raise UserError(next(iter(problems.values())))
+            # Known misconfigurations fail alone, before the batch is tried (it stays fast).
+            for sub, message in problems.items():
+                sub._log_billing_error(UserError(message), sub.company_id._subscription_today())
+            self -= self.browse([sub.id for sub in problems])
         plans = self._plan_billing(until, max_periods=max_periods)
         failing = self.filtered("billing_failed_on")  # their failure activity closes once billed
         try:
             with self.env.cr.savepoint():
                 invoices = self._bill_apply(plans)
-        except Exception:  # any failure falls back to per-subscription isolation
+        except Exception as error:  # any failure falls back to per-subscription isolation
+            if is_transient_db_error(error):
+                raise  # the database's doing, not a subscription's: the run stops, the next goes on
             if raise_on_error and len(self) == 1:
                 raise
             _logger.info("Billing batch failed; retrying %s subscriptions one by one", len(self), exc_info=True)
@@ -375,13 +385,60 @@ class SubscriptionSubscription(models.Model):
                 with self.env.cr.savepoint():
                     invoices |= sub._bill_apply({sub: plans[sub]})
             except Exception as e:  # one subscription must not stop the batch
-                if raise_on_error:
+                if raise_on_error or is_transient_db_error(e):
                     raise
                 sub._log_billing_error(e, sub.company_id._subscription_today())
             else:
                 billed |= sub
         (billed & failing)._close_billing_failures()
         return invoices
+
+    def _billing_misconfigurations(self):
+        """The misconfigurations that would make these subscriptions' invoices wrong or refused,
+        checked before the batch is billed so that each fails alone with a reason staff can act on
+        (instead of an accounting error, or an invoice at a rate the company withdrew).
+
+        - a line's product is archived (discontinued: someone decides to replace or end it);
+        - a line's tax is archived (e.g. a former VAT rate), belongs to another company, or is
+          not a sales tax;
+        - the customer's receivable account (for the subscription's company) is archived or is
+          not a receivable account: Odoo refuses to post on it.
+
+        :return: ``{subscription: message}`` for the subscriptions that cannot be billed
+        """
+        problems = {}
+        for sub in self:
+            company = sub.company_id
+            reasons = []
+            # Archived taxes are read too (a many2many hides them, and the invoice would lose them).
+            for line in sub.line_ids.with_context(active_test=False):
+                if not line.product_id.active:
+                    reasons.append(self.env._(
+                        "%(product)s is archived: replace it on the subscription's lines, or end the "
+                        "subscription.", product=line.product_id.display_name))
+                for tax in line.tax_ids:
+                    if not tax.active:
+                        problem = self.env._("is archived")
+                    elif tax.company_id and tax.company_id not in company.parent_ids:
+                        problem = self.env._("belongs to another company (%(company)s)", company=tax.company_id.name)
+                    elif tax.type_tax_use != "sale":
+                        problem = self.env._("is not a sales tax")
+                    else:
+                        continue
+                    reasons.append(self.env._(
+                        "The tax %(tax)s on %(product)s %(problem)s: correct the taxes of the subscription's lines "
+                        "(or of the product).", tax=tax.name, product=line.product_id.display_name, problem=problem))
+            customer = sub.partner_id.commercial_partner_id.with_company(company)
+            account = customer.property_account_receivable_id
+            if account and (not account.active or account.account_type != "asset_receivable"):
+                reasons.append(self.env._(
+                    "The receivable account of %(customer)s, %(account)s, %(problem)s: set a receivable account on "
+                    "the customer (Accounting tab).", customer=customer.display_name, account=account.display_name,
+                    problem=self.env._("is archived") if not account.active else self.env._(
+                        "is not a receivable account")))
+            if reasons:
+                problems[sub] = " ".join(dict.fromkeys(reasons))
+        return problems
 
     def _bill_apply(self, plans):
         """Write what ``_plan_billing`` computed: invoices posted, dates moved, ended ones closed."""

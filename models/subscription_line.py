@@ -36,7 +36,12 @@ class SubscriptionLine(models.Model):
     discount = fields.Float(string="Discount (%)", digits="Discount", default=0.0)
     tax_ids = fields.Many2many(
         "account.tax", string="Taxes", compute="_compute_tax_ids", store=True, readonly=False, precompute=True,
-        check_company=True, domain=[("type_tax_use", "=", "sale")],
+        check_company=True,
+        # As on invoice lines: no domain on the field and archived taxes read too, since a many2many
+        # hides what its domain or active_test filter out and the next invoices would silently lose
+        # that tax; the billing day refuses such a line with a reason instead. The choice offered
+        # in the form is limited by the view (active sales taxes of the company).
+        context={"active_test": False},
     )
     price_subtotal = fields.Monetary(compute="_compute_amount", store=True, string="Subtotal")
     price_tax = fields.Monetary(compute="_compute_amount", store=True, string="Tax")

@@ -366,3 +366,116 @@ class TestWorkerLimits(SubscriptionCommon):
         with patch.dict(batch.config.options, {"limit_time_cpu": 0, "limit_time_real": 0,
                                                "limit_time_real_cron": 0}):
             self.assertIsNone(batch.job_budget_end(env), "no limits, no budget")
+
+
+@tagged("post_install", "-at_install")
+class TestPoisonRecords(SubscriptionCommon):
+    """A subscription whose data Odoo would refuse (or bill wrongly) fails alone, with a reason its
+    salesperson can act on, and the rest of the batch is billed in one go."""
+
+    def _poisoned(self):
+        """Three subscriptions, one per kind of poison, and two good ones around them."""
+        good = self._create_many_subscriptions(2, date_start="2026-02-01")
+        income = self.env["account.account"].search([
+            *self.env["account.account"]._check_company_domain(self.company), ("account_type", "=", "income")], limit=1)
+        wrong_account = self.env["res.partner"].create({"name": "Carla Wrong Account", "email": "carla@example.com"})
+        wrong_account.with_company(self.company).property_account_receivable_id = income
+        no_receivable = self._create_subscription(partner=wrong_account, date_start="2026-02-01")
+        old_product = self.env["product.product"].create({
+            "name": "Print edition", "type": "service", "recurring_invoice": True, "list_price": 5.0,
+            "taxes_id": [Command.set(self.tax.ids)],
+        })
+        archived_product = self._create_subscription(partner=self.partner_b, date_start="2026-02-01")
+        archived_product.line_ids.product_id = old_product
+        old_product.action_archive()
+        old_rate = self.env["account.tax"].create({"name": "VAT 9% (until 2025)", "amount": 9, "type_tax_use": "sale"})
+        withdrawn_tax = self._create_subscription(date_start="2026-02-01")
+        withdrawn_tax.line_ids.tax_ids = old_rate
+        old_rate.active = False
+        return good, no_receivable, archived_product, withdrawn_tax
+
+    @freeze_time("2026-02-01")
+    def test_each_poison_fails_alone_with_its_reason_and_an_activity(self):
+        good, no_receivable, archived_product, withdrawn_tax = self._poisoned()
+        Sub = type(good)
+        one_by_one = []
+        original = Sub._bill_apply
+
+        def spy(subs, plans):
+            one_by_one.append(len(subs))
+            return original(subs, plans)
+
+        with patch.object(Sub, "_bill_apply", spy), \
+                mute_logger("odoo.addons.subscription_billing.models.subscription_billing"):
+            self._run_billing()
+        self.assertEqual(one_by_one, [2], "the good ones are billed in one go, never one by one")
+        self.assertEqual(good.invoice_ids.mapped("state"), ["posted", "posted"])
+        self.assertEqual(set(good.mapped("next_invoice_date")), {date(2026, 3, 1)})
+        activity_type = self.env.ref("subscription_billing.mail_activity_type_billing_failed")
+        expected = {
+            no_receivable: "The receivable account of Carla Wrong Account",
+            archived_product: "Print edition is archived",
+            withdrawn_tax: "The tax VAT 9% (until 2025) on Trendhouse Weekly (test) is archived",
+        }
+        for sub, reason in expected.items():
+            self.assertFalse(sub.invoice_ids, "nothing invoiced")
+            self.assertEqual(sub.next_invoice_date, date(2026, 2, 1), "date not moved")
+            self.assertIn(reason, sub.billing_error)
+            self.assertEqual(sub.billing_failed_on, date(2026, 2, 1))
+            activity = sub.activity_ids.filtered(lambda a, t=activity_type: a.activity_type_id == t)
+            self.assertEqual(len(activity), 1)
+            self.assertIn(reason, str(activity.note))
+            self.assertIn(reason, sub.message_ids[0].body, "told in the chatter")
+        self.assertIn("is not a receivable account", no_receivable.billing_error)
+        # Corrected, each bills the next day and its activity is closed.
+        no_receivable.partner_id.with_company(self.company).property_account_receivable_id = \
+            self.company.partner_id.property_account_receivable_id
+        archived_product.line_ids.product_id = self.product
+        withdrawn_tax.line_ids.tax_ids = self.tax
+        with freeze_time("2026-02-02"):
+            self._run_billing()
+        for sub in expected:
+            self.assertEqual(len(sub.invoice_ids), 1)
+            self.assertFalse(sub.billing_error)
+            self.assertFalse(sub.activity_ids.filtered(lambda a: a.activity_type_id == activity_type))
+
+    @freeze_time("2026-02-01")
+    def test_archived_receivable_account_and_foreign_or_purchase_tax(self):
+        receivable = self.env["account.account"].create({
+            "name": "Old receivables", "code": "411999", "account_type": "asset_receivable", "reconcile": True})
+        partner = self.env["res.partner"].create({"name": "Dora Archived"})
+        partner.with_company(self.company).property_account_receivable_id = receivable
+        receivable.active = False
+        archived = self._create_subscription(partner=partner, date_start="2026-02-01")
+        purchase_tax = self.env["account.tax"].create({"name": "Input VAT", "amount": 10, "type_tax_use": "purchase"})
+        purchase = self._create_subscription(date_start="2026-02-01")
+        purchase.line_ids.tax_ids = purchase_tax
+        with mute_logger("odoo.addons.subscription_billing.models.subscription_billing"):
+            self._run_billing()
+        self.assertIn("Old receivables", archived.billing_error)
+        self.assertIn("is archived", archived.billing_error)
+        self.assertIn("Input VAT", purchase.billing_error)
+        self.assertIn("is not a sales tax", purchase.billing_error)
+        self.assertFalse((archived | purchase).invoice_ids)
+
+    @freeze_time("2026-02-01")
+    def test_generate_invoice_now_says_why_instead_of_billing(self):
+        _good, _no_receivable, archived_product, _withdrawn = self._poisoned()
+        with self.assertRaisesRegex(UserError, "Print edition is archived"):
+            archived_product.action_generate_invoice()
+        self.assertFalse(archived_product.invoice_ids)
+
+    @freeze_time("2026-02-01")
+    def test_a_database_error_stops_the_run_instead_of_blaming_subscriptions(self):
+        from psycopg2.errors import SerializationFailure
+
+        subs = self._create_many_subscriptions(3, date_start="2026-02-01")
+        Sub = type(subs)
+
+        def conflict(records, plans):
+            raise SerializationFailure("could not serialize access due to concurrent update")
+
+        with patch.object(Sub, "_bill_apply", conflict), self.assertRaises(SerializationFailure):
+            subs._bill()
+        self.assertFalse(subs.filtered("billing_error"), "no subscription is blamed for the database's error")
+        self.assertFalse(subs.activity_ids)

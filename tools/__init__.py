@@ -1,4 +1,4 @@
 """Helpers used by the models that are not models themselves (no fields, no registry entry)."""
 
-from .batch import job_budget_end, process_in_locked_batches
+from .batch import is_transient_db_error, job_budget_end, process_in_locked_batches
 from .mail import queue_mails

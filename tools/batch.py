@@ -3,6 +3,8 @@
 import logging
 import time
 
+import psycopg2
+
 from odoo.tools import config
 
 from odoo.addons.base.models.ir_cron import MIN_TIME_PER_JOB
@@ -90,3 +92,11 @@ def job_budget_end(env):
     if not limits:
         return None
     return end_time - MIN_TIME_PER_JOB + min(limits) * JOB_BUDGET_SHARE
+
+
+def is_transient_db_error(error):
+    """Whether ``error`` comes from the database rather than from the record being processed: a
+    serialization failure, a lock or deadlock, a lost or terminated connection. Such an error is
+    not the record's fault (it must not be logged on it as a billing failure, nor shown to people
+    as raw SQL): the run stops, its committed batches stand, and the next run goes on."""
+    return isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError))
