@@ -53,7 +53,7 @@ def addon_fingerprint():
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     digest = hashlib.sha1(TEMPLATE_MODULES.encode())
-    for folder, dirs, files in sorted(os.walk(root)):
+    for folder, dirs, files in os.walk(root):  # top-down: the folders skipped below are not walked
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("bench", "tests", "__pycache__"))
         for name in sorted(files):
             if name.endswith((".py", ".xml", ".csv")):
