@@ -126,11 +126,15 @@ def autopay_breaches(db, finished=True):
     """What is wrong with the charges of ``db`` (a list of sentences, empty when right). Mid-run
     (``finished`` False) a paid answer may still wait for its payment: the rerun makes it."""
     checks = {
+        # A transaction cancelled before it was sent (interrupted, never sent) does not count.
         "invoices with two transactions": (
-            "SELECT count(*) FROM (SELECT 1 FROM account_invoice_transaction_rel GROUP BY invoice_id "
-            "HAVING count(*) > 1) d"),
-        "invoices with two charges": ("SELECT count(*) FROM (SELECT 1 FROM subscription_charge GROUP BY invoice_id "
-                                      "HAVING count(*) > 1) d"),
+            "SELECT count(*) FROM (SELECT 1 FROM account_invoice_transaction_rel r JOIN payment_transaction t "
+            "ON t.id = r.transaction_id WHERE t.state <> 'cancel' GROUP BY r.invoice_id HAVING count(*) > 1) d"),
+        "invoices with two charges": ("SELECT count(*) FROM (SELECT 1 FROM subscription_charge WHERE state <> "
+                                      "'cancelled' GROUP BY invoice_id HAVING count(*) > 1) d"),
+        "charges sent without being marked sent": (
+            "SELECT count(*) FROM subscription_charge c JOIN payment_transaction t ON t.id = c.transaction_id "
+            "WHERE t.state <> 'draft' AND c.state <> 'cancelled' AND c.date_sent IS NULL"),
         "charges marked paid whose transaction is not": (
             "SELECT count(*) FROM subscription_charge c JOIN payment_transaction t ON t.id = c.transaction_id "
             "WHERE c.state = 'done' AND t.state <> 'done'"),
@@ -148,7 +152,7 @@ def autopay_breaches(db, finished=True):
             "autopay invoices never charged": (
                 "SELECT count(*) FROM account_move m JOIN subscription_subscription s ON s.id = m.subscription_id "
                 "WHERE s.payment_token_id IS NOT NULL AND m.state = 'posted' AND NOT EXISTS "
-                "(SELECT 1 FROM subscription_charge c WHERE c.invoice_id = m.id)"),
+                "(SELECT 1 FROM subscription_charge c WHERE c.invoice_id = m.id AND c.state <> 'cancelled')"),
             "answered charges not finished": (
                 "SELECT count(*) FROM subscription_charge c JOIN payment_transaction t ON t.id = c.transaction_id "
                 "WHERE c.state = 'pending' AND t.state IN ('done', 'error', 'cancel')"),
@@ -201,14 +205,18 @@ def check_billing_connection_killed(template, n):
 def check_autopay_kill(template, n):
     db = fresh_db(template, "sb_resilience_autopay_kill", n, autopay=True)
     subprocess.run(billing_cmd(db), check=True, stdout=subprocess.DEVNULL)
-    seen, rc, _err = interrupt_when(autopay_cmd(db), db, "SELECT count(*) FROM payment_transaction "
-                                    "WHERE state <> 'draft'", n // 3, kill9)
+    # Killed just after a call was marked sent: calls are then in flight.
+    seen, rc, _err = interrupt_when(autopay_cmd(db), db, "SELECT count(*) FROM subscription_charge "
+                                    "WHERE date_sent IS NOT NULL", n // 3, kill9)
     breaches = [] if seen else ["the run ended before it could be killed"]
     breaches += [f"after the kill: {b}" for b in autopay_breaches(db, finished=False)]
-    in_flight = q(db, "SELECT count(*) FROM subscription_charge c JOIN payment_transaction t ON t.id = "
-                      "c.transaction_id WHERE c.state = 'pending' AND t.state = 'draft'")
+    unanswered = ("SELECT count(*) FROM subscription_charge c JOIN payment_transaction t ON t.id = "
+                  "c.transaction_id WHERE c.state = 'pending' AND t.state = 'draft' AND c.date_sent IS ")
+    in_flight = q(db, unanswered + "NOT NULL")
+    never_sent = q(db, unanswered + "NULL")
     subprocess.run(autopay_cmd(db), check=True, stdout=subprocess.DEVNULL)
-    # An hour later, the next run puts the charge that was in flight in review, never sends it again.
+    # An hour later, the next run puts the charges that were in flight in review (never sent
+    # again) and charges again those that were not sent yet.
     q(db, "UPDATE subscription_charge SET date_attempt = date_attempt - interval '2 hours'")
     subprocess.run(autopay_cmd(db), check=True, stdout=subprocess.DEVNULL)
     breaches += autopay_breaches(db)
@@ -220,7 +228,11 @@ def check_autopay_kill(template, n):
     if review != in_flight:
         breaches.append(f"{review} charges in review, {in_flight} were in flight at the kill")
     charges = q(db, "SELECT count(*) FROM subscription_charge")
-    return db, breaches, f"killed with {in_flight} charge(s) in flight (rc {rc}), {review} in review, {charges} charges"
+    again = q(db, "SELECT count(*) FROM subscription_charge WHERE state = 'cancelled' AND date_sent IS NULL")
+    if again != never_sent:
+        breaches.append(f"{again} charges cancelled as never sent, {never_sent} were not sent at the kill")
+    return db, breaches, (f"killed with {in_flight} call(s) in flight and {never_sent} not sent (rc {rc}): "
+                          f"{review} in review, {again} charged again, {charges} charges")
 
 
 def check_autopay_two_workers(template, n):

@@ -474,6 +474,32 @@ class TestAutopayExactlyOnce(AutopayCommon):
         self.assertEqual(self._charges_and_txs(sub), (charges, txs))
         self.assertEqual(len(txs.payment_id), 1)
 
+    def test_crash_before_the_call_was_marked_sent_charges_again_after_the_hour(self):
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        Charge = type(self.Charge)
+        with patch.object(Charge, "_still_to_collect", side_effect=MemoryError("worker killed")), \
+                mute_logger(*MUTED), freeze_time("2026-05-01 10:00:00"):
+            self._run_billing()
+            self._run_autopay()
+        first, first_tx = self._charges_and_txs(sub)
+        self.assertEqual((first.state, first_tx.state, first.date_sent), ("pending", "draft", False),
+                         "committed, never sent")
+        with freeze_time("2026-05-01 10:30:00"):
+            self._run_autopay()
+        self.assertEqual(self._charges_and_txs(sub), (first, first_tx), "nothing new within the hour")
+        with freeze_time("2026-05-01 12:00:00"):
+            self._run_autopay()
+        charges, txs = self._charges_and_txs(sub)
+        self.assertEqual((first.state, first_tx.state), ("cancelled", "cancel"))
+        self.assertIn("before this charge was sent", first.failure_message)
+        self.assertFalse(first.needs_review, "nobody has to check a charge that never left")
+        retry = charges - first
+        self.assertEqual((len(retry), retry.state, retry.attempt), (1, "done", 1),
+                         "charged again in the same run, still the first attempt")
+        self.assertTrue(retry.date_sent)
+        self.assertEqual(len(txs.filtered(lambda t: t.state == "done")), 1)
+        self._assert_paid(sub.invoice_ids)
+
     def test_crash_after_the_provider_call_does_not_charge_on_rerun(self):
         sub = self._create_autopay_subscription("done", date_start="2026-05-01")
         Charge = type(self.Charge)
