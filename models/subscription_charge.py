@@ -319,8 +319,7 @@ class SubscriptionCharge(models.Model):
                     sent |= charge
                 cron._commit_progress()  # each answer is durable before anything is post-processed
             return sent
-        self.env.flush_all()
-        self.env.cr.commit()  # the threads' transactions see the charges; no lock is held meanwhile
+        cron._commit_progress()  # the threads' transactions see the charges; no lock is held meanwhile
         with ThreadPoolExecutor(max_workers=min(concurrency, len(charges)),
                                 thread_name_prefix="subscription_charge") as pool:
             outcomes = list(pool.map(self._send_in_own_transaction, charges.ids))
@@ -354,7 +353,7 @@ class SubscriptionCharge(models.Model):
             # mark as the separate transaction would; elsewhere the write is enough.
             self.date_sent = fields.Datetime.now()
             if type(self.env.cr).__name__ == "TestCursor":
-                self.env.cr.commit()
+                self.env["ir.cron"]._commit_progress()
             return
         with self.env.registry.cursor() as cr:
             cr.execute("UPDATE subscription_charge SET date_sent = now() AT TIME ZONE 'UTC' WHERE id = %s", [self.id])
