@@ -38,6 +38,9 @@ def odoo_env(conf, db):
     from odoo.tools import config
 
     config.parse_config(["-c", conf, "--log-level=warn"], setup_logging=True)
+    import logging
+
+    logging.getLogger("stripe").setLevel(logging.WARNING)  # one line per API call otherwise
     registry = Registry(db)
     cr = registry.cursor()
     return api.Environment(cr, api.SUPERUSER_ID, {}), cr
