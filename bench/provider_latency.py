@@ -27,7 +27,7 @@ from urllib.parse import parse_qs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import billing_day as bd  # noqa: E402
+import billing_day as bd
 
 
 class StripeShapedServer(ThreadingHTTPServer):
@@ -157,7 +157,7 @@ def run_one(conf, n, latency, concurrency):
         wall, peaks = bd.run_workers(cmd, 1, "autopay")
     finally:
         server.shutdown()
-    count = lambda sql: int(bd.psql(db, sql))  # noqa: E731
+    count = lambda sql: int(bd.psql(db, sql))
     result = {
         "concurrency": concurrency, "wall_s": wall, "requests": server.requests, "max_open": server.max_open,
         "mean_open": server.mean_open(), "peak": max(peaks),

@@ -18,6 +18,7 @@ from . import subscription_mrr_log
 from . import subscription_overview
 from . import subscription_followup
 from . import subscription_preview
+from . import subscription_queue
 from . import subscription_line
 from . import subscription_charge
 from . import subscription_retry_rule

@@ -213,8 +213,9 @@ class AccountMove(models.Model):
             batch_size = SEND_BATCH_SIZE if _wkhtmltopdf_renders_batches() else SEND_BATCH_SIZE_UNPATCHED
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
-                process_in_locked_batches(self, Domain("subscription_send", "!=", False),
-                                          "_subscription_send_documents", batch_size, order="subscription_id, id")
+                process_in_locked_batches(self, self._subscription_send_domain(), "_subscription_send_documents",
+                                          batch_size, order="subscription_id, id",
+                                          queue_domain="_subscription_send_domain")
                 return
             except psycopg2.errors.SerializationFailure:
                 # Another job changed one of the batch's subscriptions meanwhile (e.g. the daily statuses):
@@ -223,6 +224,11 @@ class AccountMove(models.Model):
                     raise
                 self.env.cr.rollback()
                 _logger.info("Sending invoices: a batch met a concurrent update, redoing it (attempt %s)", attempt)
+
+    @api.model
+    def _subscription_send_domain(self):
+        """Invoices waiting for their official PDF (and e-mail) from the sending job."""
+        return Domain("subscription_send", "!=", False)
 
     def _subscription_send_documents(self):
         """Make this locked batch's official PDFs (``invoice_pdf_report_id``) through Odoo's own invoice

@@ -250,7 +250,7 @@ class SubscriptionSubscription(models.Model):
                 and self.env["subscription.price.change"]._cron_apply(batch_size) \
                 and self.env["subscription.renewal.change"]._cron_apply(batch_size) \
                 and process_in_locked_batches(self, self._billable_domain(), "_bill_due_batch", batch_size,
-                                              order="next_invoice_date, id"):
+                                              order="next_invoice_date, id", queue_domain="_billable_domain"):
             process_in_locked_batches(self, self._ended_domain(), "_close_at_end", batch_size)
 
     def _bill_due_batch(self):

@@ -271,7 +271,7 @@ class SubscriptionCharge(models.Model):
         Move = self.env["account.move"].sudo()
         process_in_locked_batches(
             Move, Move._autopay_due_domain(), "_subscription_charge_autopay",
-            batch_size, order="subscription_charge_date, id",
+            batch_size, order="subscription_charge_date, id", queue_domain="_autopay_due_domain",
         )
 
     @api.model

@@ -1,4 +1,11 @@
 """Helpers used by the models that are not models themselves (no fields, no registry entry)."""
 
-from .batch import is_transient_db_error, job_budget_end, process_in_locked_batches
+from .batch import (
+    QUEUE_CHANNEL,
+    enqueue_batches,
+    is_transient_db_error,
+    job_budget_end,
+    process_in_locked_batches,
+    queue_job_enabled,
+)
 from .mail import queue_mails

@@ -22,7 +22,19 @@ JOB_BUDGET_SHARE = 0.5
 LOOKAHEAD_BATCHES = 4
 
 
-def process_in_locked_batches(model, domain, method, batch_size, order="id"):
+# queue_job's channel of the batches (see enqueue_batches).
+QUEUE_CHANNEL = "root.subscription"
+QUEUE_STATES_WAITING = ("wait_dependencies", "pending", "enqueued")
+
+
+def queue_job_enabled(env):
+    """Whether the scheduled actions hand their batches to OCA ``queue_job`` (installed in this
+    database, and not turned off with the system parameter ``subscription_billing.queue_job`` = 0)."""
+    return "queue.job" in env and env["ir.config_parameter"].sudo().get_param(
+        "subscription_billing.queue_job", "1").strip().lower() not in ("0", "false", "no", "")
+
+
+def process_in_locked_batches(model, domain, method, batch_size, order="id", queue_domain=None):
     """Call ``method`` on successive batches of the records of ``model`` matching ``domain``.
 
     Each batch holds at most ``batch_size`` records, locked with ``FOR UPDATE SKIP LOCKED``
@@ -40,12 +52,19 @@ def process_in_locked_batches(model, domain, method, batch_size, order="id"):
         call
     :param int batch_size: records per batch (≥ 1)
     :param str order: order in which records are taken
-    :return: True when nothing is left to take (or other workers hold the rest), False when
-        the worker's time is up (the scheduler runs the action again to continue)
+    :param str queue_domain: name of the model method that returns ``domain``: when given and
+        ``queue_job`` is enabled (``queue_job_enabled``), the batches are enqueued as jobs instead
+        (``enqueue_batches``) and processed by whatever workers drain the queue
+    :return: True when nothing is left to take (or other workers hold the rest, or the batches
+        were enqueued), False when the worker's time is up (the scheduler runs the action again
+        to continue)
     :raise ValueError: ``batch_size`` below 1
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    if queue_domain and queue_job_enabled(model.env):
+        enqueue_batches(model, domain, queue_domain, method, batch_size, order=order)
+        return True
     cron = model.env["ir.cron"]
     skipped = set()
     budget_end = job_budget_end(model.env)
@@ -100,3 +119,36 @@ def is_transient_db_error(error):
     not the record's fault (it must not be logged on it as a billing failure, nor shown to people
     as raw SQL): the run stops, its committed batches stand, and the next run goes on."""
     return isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError))
+
+
+def enqueue_batches(model, domain, domain_method, method, batch_size, order="id"):
+    """Enqueue the records of ``model`` matching ``domain`` as ``queue_job`` jobs of at most
+    ``batch_size`` records on the channel ``QUEUE_CHANNEL``, in ``order``; records already in a
+    job waiting to run are left out. Each job locks its records (``SKIP LOCKED``), checks them
+    again against the domain (``domain_method``) and calls ``method`` on them
+    (``subscription.subscription._subscription_job_batch``): a record processed meanwhile, or by
+    two jobs, is processed once. queue_job retries a job that met a concurrency error.
+
+    :return: the number of jobs enqueued
+    """
+    env = model.env
+    Job = env["queue.job"].sudo()
+    waiting = set()
+    for args in Job.search([("state", "in", QUEUE_STATES_WAITING), ("channel", "=", QUEUE_CHANNEL),
+                            ("method_name", "=", "_subscription_job_batch")]).mapped("args"):
+        if len(args) >= 3 and args[0] == model._name and args[1] == method:
+            waiting.update(args[2])
+    ids = [rid for rid in model.search(domain, order=order).ids if rid not in waiting]
+    runner = env["subscription.subscription"].sudo()
+    jobs = 0
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start:start + batch_size]
+        runner.with_delay(
+            channel=QUEUE_CHANNEL,
+            description=f"{model._description}: {method} ({len(chunk)} records)",
+        )._subscription_job_batch(model._name, method, chunk, domain_method)
+        jobs += 1
+    model.env["ir.cron"]._commit_progress(remaining=0)
+    _logger.info("%s.%s: %s records in %s jobs on %s (%s already waiting in jobs)",
+                 model._name, method, len(ids), jobs, QUEUE_CHANNEL, len(waiting))
+    return jobs
