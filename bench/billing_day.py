@@ -65,20 +65,20 @@ def addon_fingerprint():
     return digest.hexdigest()
 
 
-def make_template(conf, odoo_dir):
-    fingerprint = addon_fingerprint()
+def make_template(conf, odoo_dir, db=DB_TEMPLATE, modules=TEMPLATE_MODULES):
+    fingerprint = addon_fingerprint() + modules
     current = psql("postgres", "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                               f"WHERE datname = '{DB_TEMPLATE}'").strip()
+                               f"WHERE datname = '{db}'").strip()
     if current == fingerprint:
         return
-    subprocess.run(["dropdb", "--if-exists", DB_TEMPLATE], check=True)
-    print(f"installing subscription_billing in {DB_TEMPLATE} ...", flush=True)
+    subprocess.run(["dropdb", "--if-exists", db], check=True)
+    print(f"installing {modules} in {db} ...", flush=True)
     subprocess.run(
-        [sys.executable, os.path.join(odoo_dir, "odoo-bin"), "-c", conf, "-d", DB_TEMPLATE,
-         "-i", TEMPLATE_MODULES, "--stop-after-init", "--log-level=warn"],
+        [sys.executable, os.path.join(odoo_dir, "odoo-bin"), "-c", conf, "-d", db,
+         "-i", modules, "--stop-after-init", "--log-level=warn"],
         check=True,
     )
-    psql("postgres", f"COMMENT ON DATABASE {DB_TEMPLATE} IS '{fingerprint}'")
+    psql("postgres", f"COMMENT ON DATABASE {db} IS '{fingerprint}'")
 
 
 def trendhouse_catalog(env):
