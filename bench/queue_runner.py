@@ -55,6 +55,16 @@ def worker_peak_rss(server, peak, done):
         time.sleep(0.2)
 
 
+def wait_for_server(port):
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/web/login", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"no Odoo server on port {port}")
+
+
 def drain(db, cmd, what):
     """Run ``cmd`` (a scheduled action enqueuing its batches), then wait until no job waits."""
     first = int(bd.psql(db, "SELECT coalesce(max(id), 0) FROM queue_job"))
@@ -87,12 +97,7 @@ def run_one(conf, n, workers):
     peak, done = [0], threading.Event()
     sampler = threading.Thread(target=worker_peak_rss, args=(server, peak, done), daemon=True)
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/web/login", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+        wait_for_server(PORT)
         sampler.start()
         bill = drain(db, [sys.executable, bd.__file__, "--bill", "--db", db, "--conf", conf], "billing")
         charge = drain(db, [sys.executable, os.path.join(os.path.dirname(bd.__file__), "autopay_day.py"), "--charge",

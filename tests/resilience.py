@@ -12,7 +12,9 @@ periods), and runs the scheduled actions' methods in separate Odoo processes, as
   (``pg_terminate_backend``) in the middle of a batch: the worker stops, the rerun finishes;
 - ``autopay-kill``: the autopay worker is killed in the middle of its charges, then rerun (an
   hour later, the charge that was in flight goes to review: it is never sent again);
-- ``autopay-two-workers``: two autopay workers at once.
+- ``autopay-two-workers``: two autopay workers at once;
+- ``queue-two-runners``: with OCA queue_job, two Odoo servers each with its job runner drain the
+  billing day's and the autopay run's jobs at once.
 
 After each: no period invoiced twice, no gap in any subscription's periods, every next invoice
 date right after its last invoiced period, no draft left, nothing left due; for autopay, no
@@ -245,12 +247,46 @@ def check_autopay_two_workers(template, n):
     return db, breaches, f"{charges} charges by two workers"
 
 
+def check_queue_two_runners(template, n):
+    """Two Odoo servers, each with queue_job's runner and a worker, drain the same day's jobs."""
+    import queue_runner
+
+    db = fresh_db(QUEUE_TEMPLATE or template, "sb_resilience_queue_two", n, autopay=True)
+    q(db, "UPDATE ir_cron SET active = false")
+    servers = []
+    try:
+        for port in (8194, 8195):
+            conf = f"{CONF}.runner{port}"
+            with open(CONF) as src, open(conf, "w") as dst:
+                dst.write(src.read().rstrip() + "\nserver_wide_modules = base,web,queue_job\n"
+                          f"\n[queue_job]\nchannels = root:1,root.subscription:1\nhost = 127.0.0.1\nport = {port}\n")
+            servers.append(subprocess.Popen(
+                [sys.executable, os.path.join(os.environ["SB_ODOO_DIR"], "odoo-bin"), "-c", conf, "-d", db,
+                 f"--db-filter=^{db}$", f"--http-port={port}", "--workers=1", "--max-cron-threads=0",
+                 "--log-level=warn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        queue_runner.wait_for_server(8194)
+        queue_runner.wait_for_server(8195)
+        billing = queue_runner.drain(db, billing_cmd(db), "billing")
+        autopay = queue_runner.drain(db, autopay_cmd(db), "autopay")
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait()
+    breaches = billing_breaches(db) + autopay_breaches(db)
+    failed = billing[3] + autopay[3]
+    if failed:
+        breaches.append(f"{failed} jobs failed")
+    return db, breaches, (f"{invoices(db)} invoices in {billing[2]} jobs, "
+                          f"{q(db, 'SELECT count(*) FROM subscription_charge')} charges in {autopay[2]} jobs")
+
+
 CHECKS = {
     "billing-kill": check_billing_kill,
     "billing-two-workers": check_billing_two_workers,
     "billing-connection-killed": check_billing_connection_killed,
     "autopay-kill": check_autopay_kill,
     "autopay-two-workers": check_autopay_two_workers,
+    "queue-two-runners": check_queue_two_runners,
 }
 
 
@@ -262,12 +298,21 @@ def main():
     parser.add_argument("--template", help="a database with subscription_billing and payment_demo (default: the "
                                            "benchmarks' template, rebuilt when the addon changed)")
     parser.add_argument("--conf", default=os.environ.get("SB_ODOO_CONF"), required=not os.environ.get("SB_ODOO_CONF"))
+    parser.add_argument("--queue-template", help="the same with queue_job installed (default: the queue "
+                                                 "benchmark's template, rebuilt when the addon changed)")
     parser.add_argument("--keep", action="store_true", help="keep the databases (to look at them)")
     args = parser.parse_args()
+    global QUEUE_TEMPLATE
     CONF = args.conf
     if not args.template:
         bd.make_template(CONF, os.environ["SB_ODOO_DIR"])
         args.template = bd.DB_TEMPLATE
+    QUEUE_TEMPLATE = args.queue_template
+    if not QUEUE_TEMPLATE and (not args.checks or "queue-two-runners" in args.checks):
+        import queue_runner
+
+        bd.make_template(CONF, os.environ["SB_ODOO_DIR"], db=queue_runner.DB_TEMPLATE, modules=queue_runner.MODULES)
+        QUEUE_TEMPLATE = queue_runner.DB_TEMPLATE
     failed = 0
     for name in args.checks or CHECKS:
         started = time.perf_counter()
@@ -282,7 +327,7 @@ def main():
     return 1 if failed else 0
 
 
-CONF = None
+CONF = QUEUE_TEMPLATE = None
 
 if __name__ == "__main__":
     sys.exit(main())

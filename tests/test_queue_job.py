@@ -9,6 +9,7 @@ from datetime import date
 
 from odoo.tests import freeze_time, tagged
 
+from odoo.addons.queue_job.controllers.main import _prevent_commit
 from odoo.addons.queue_job.job import Job
 
 from .autopay_common import AutopayCommon
@@ -29,10 +30,13 @@ class TestQueueJob(AutopayCommon):
         """Run these jobs as queue_job's runner does (load, perform, done, store)."""
         for record in jobs:
             # The runner's own cursor (a test cursor here): jobs may commit, as the autopay run does.
+            # queue_job forbids commits in a job unless its function allows them.
             with self.enter_registry_test_mode(), self.env.registry.cursor() as cr:
                 job = Job.load(self.env(cr=cr), record.uuid)
                 job.set_started()
-                job.set_done(result=job.perform())
+                with _prevent_commit(cr):
+                    result = job.perform()
+                job.set_done(result=result)
                 job.store()
         self.env.invalidate_all()
 
@@ -58,6 +62,16 @@ class TestQueueJob(AutopayCommon):
         self._perform(jobs[:1])
         self.assertEqual(len(subs.invoice_ids), 5)
         self.assertIn("nothing left to do", self._jobs()[0].result)
+
+    @freeze_time("2026-03-01")
+    def test_the_job_function_is_configured_on_the_channel_and_may_commit(self):
+        self._create_many_subscriptions(1, date_start="2026-03-01")
+        self._run_billing()
+        function = self.env["queue.job.function"].search(
+            [("name", "=", "<subscription.subscription>._subscription_job_batch")])
+        self.assertEqual((function.channel, function.allow_commit), ("root.subscription", True))
+        self._run_billing()
+        self.assertEqual(len(function.search([("name", "=", function.name)])), 1, "created once")
 
     @freeze_time("2026-03-01")
     def test_turned_off_the_scheduled_action_works_alone(self):

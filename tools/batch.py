@@ -132,6 +132,7 @@ def enqueue_batches(model, domain, domain_method, method, batch_size, order="id"
     :return: the number of jobs enqueued
     """
     env = model.env
+    _ensure_job_function(env)
     Job = env["queue.job"].sudo()
     waiting = set()
     for args in Job.search([("state", "in", QUEUE_STATES_WAITING), ("channel", "=", QUEUE_CHANNEL),
@@ -152,3 +153,23 @@ def enqueue_batches(model, domain, domain_method, method, batch_size, order="id"
     _logger.info("%s.%s: %s records in %s jobs on %s (%s already waiting in jobs)",
                  model._name, method, len(ids), jobs, QUEUE_CHANNEL, len(waiting))
     return jobs
+
+
+def _ensure_job_function(env):
+    """queue_job's configuration of the batch job, created once: channel ``QUEUE_CHANNEL`` and
+    *Allow Commit* (queue_job forbids commits in a job otherwise; the autopay run commits each
+    transaction before its provider is called, and the answer before it is post-processed)."""
+    Function = env["queue.job.function"].sudo()
+    name = Function.job_function_name("subscription.subscription", "_subscription_job_batch")
+    if Function.search_count([("name", "=", name)], limit=1):
+        return
+    Channel = env["queue.job.channel"].sudo()
+    parent_name, _dot, leaf = QUEUE_CHANNEL.rpartition(".")
+    channel = Channel.search([("complete_name", "=", QUEUE_CHANNEL)], limit=1) or Channel.create({
+        "name": leaf, "parent_id": Channel.search([("complete_name", "=", parent_name)], limit=1).id})
+    Function.create({
+        "model_id": env["ir.model"]._get_id("subscription.subscription"),
+        "method": "_subscription_job_batch",
+        "channel_id": channel.id,
+        "allow_commit": True,
+    })
