@@ -356,6 +356,7 @@ class SubscriptionSubscription(models.Model):
         subscription is retried alone in its own savepoint and a failing one is
         logged on it and parked until tomorrow. Returns the posted invoices.
         """
+        self._refresh_fiscal_position()  # the taxes checked are those the invoices will have
         problems = self._billing_misconfigurations()
         if problems:
             if raise_on_error:

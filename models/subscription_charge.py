@@ -8,7 +8,7 @@ import psycopg2.errors
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError
 from odoo.fields import Command, Domain
-from odoo.tools import format_amount, format_date, split_every
+from odoo.tools import config, format_amount, format_date, split_every
 
 from .. import const
 from ..tools import process_in_locked_batches, queue_mails
@@ -298,28 +298,33 @@ class SubscriptionCharge(models.Model):
         """Call the providers for these committed charges, several calls in flight at once.
 
         Each charge is sent in a transaction of its own (a worker thread with its own database
-        cursor): its invoice is locked and checked, the call is marked as sent, the provider
-        called, and the answer committed before anything is post-processed. At most
+        cursor): the charge is claimed as sent (``_mark_sent``, committed, before that
+        transaction reads anything), its invoice locked and checked, the provider called, and
+        the answer committed before anything is post-processed. At most
         ``subscription_billing.charge_concurrency`` calls are in flight (default
-        ``DEFAULT_CHARGE_CONCURRENCY``); 1, or Odoo's test mode (one shared test cursor), sends
-        them one after the other in the current transaction.
+        ``DEFAULT_CHARGE_CONCURRENCY``, capped so that each worker keeps connections of Odoo's
+        ``db_maxconn`` pool free: two per call); 1, or Odoo's test mode (one shared test cursor),
+        sends them one after the other, each in a transaction of its own.
 
         :param charges: pending ``subscription.charge`` records, committed
         :return: the charges whose provider was called (``subscription.charge``)
         """
         concurrency = int(self.env["ir.config_parameter"].sudo().get_param(
             "subscription_billing.charge_concurrency", DEFAULT_CHARGE_CONCURRENCY) or 1)
+        concurrency = min(concurrency, max(1, (config["db_maxconn"] - 4) // 2))
         cron = self.env["ir.cron"]
+        # The threads' transactions see the charges; no lock is held meanwhile. Each charge's own
+        # transaction then starts after its claim (no stale snapshot of the charge row).
+        cron._commit_progress()
         if concurrency <= 1 or len(charges) <= 1 or modules.module.current_test:
             sent = self.browse()
             for charge in charges:
-                if charge._still_to_collect():  # the invoice stays locked until the answer is committed
-                    charge._mark_sent()
+                # The invoice stays locked until the answer is committed.
+                if charge._mark_sent() and charge._still_to_collect():
                     charge._send()
                     sent |= charge
                 cron._commit_progress()  # each answer is durable before anything is post-processed
             return sent
-        cron._commit_progress()  # the threads' transactions see the charges; no lock is held meanwhile
         with ThreadPoolExecutor(max_workers=min(concurrency, len(charges)),
                                 thread_name_prefix="subscription_charge") as pool:
             outcomes = list(pool.map(self._send_in_own_transaction, charges.ids))
@@ -334,9 +339,8 @@ class SubscriptionCharge(models.Model):
             with self.env.registry.cursor() as cr:
                 env = api.Environment(cr, self.env.uid, self.env.context)
                 charge = env["subscription.charge"].browse(charge_id)
-                if not charge._still_to_collect():
+                if not (charge._mark_sent() and charge._still_to_collect()):
                     return False
-                charge._mark_sent()
                 charge._send()
                 return True
         except Exception:  # the call's outcome is unknown: the next run's recovery decides
@@ -344,20 +348,31 @@ class SubscriptionCharge(models.Model):
             return False
 
     def _mark_sent(self):
-        """Save, in a transaction of its own committed at once, that this charge's provider is
-        about to be called: a run killed after this point leaves a charge that may have been
-        taken (checked by a person), one killed before leaves a charge never sent (charged again)."""
+        """Claim this charge for sending, in a transaction of its own committed at once, before
+        the caller's transaction reads it: a run killed after this point leaves a charge that may
+        have been taken (checked by a person), one killed before leaves a charge never sent
+        (charged again by the recovery). The claim is conditional (still pending, never claimed),
+        so a charge the recovery cancelled meanwhile, or another worker claimed, is not sent; a
+        claim racing with the recovery's write fails on the row (serialization) and sends nothing.
+
+        :return: True when the charge was claimed (the provider may be called)
+        """
         self.ensure_one()
         if modules.module.current_test:
             # Tests share one database transaction: a scheduled action's test cursor commits the
             # mark as the separate transaction would; elsewhere the write is enough.
+            if self.state != "pending" or self.date_sent:
+                return False
             self.date_sent = fields.Datetime.now()
             if type(self.env.cr).__name__ == "TestCursor":
                 self.env["ir.cron"]._commit_progress()
-            return
+            return True
         with self.env.registry.cursor() as cr:
-            cr.execute("UPDATE subscription_charge SET date_sent = now() AT TIME ZONE 'UTC' WHERE id = %s", [self.id])
-        self.invalidate_recordset(["date_sent"])
+            cr.execute("UPDATE subscription_charge SET date_sent = now() AT TIME ZONE 'UTC' "
+                       "WHERE id = %s AND state = 'pending' AND date_sent IS NULL", [self.id])
+            claimed = cr.rowcount == 1
+        self.invalidate_recordset(["date_sent", "state"])
+        return claimed
 
     def _still_to_collect(self):
         """Just before the provider is called: lock the invoice and check it is still open.
@@ -421,6 +436,10 @@ class SubscriptionCharge(models.Model):
             ("date_attempt", "<", fields.Datetime.now() - INTERRUPTED_AFTER),
         ])
         never_sent = interrupted.filtered(lambda c: not c.date_sent)
+        # Only those whose invoice this run holds (another worker may be about to send one).
+        locked_invoices = never_sent.invoice_id.sudo().try_lock_for_update()
+        never_sent = never_sent.filtered(lambda c: c.invoice_id in locked_invoices)
+        interrupted = interrupted.filtered(lambda c: c.date_sent) | never_sent
         if never_sent:
             # The provider never heard of them: no money moved, the invoices are charged again.
             reason = self.env._("The run was interrupted before this charge was sent: nothing was charged; it is "

@@ -13,8 +13,9 @@ periods), and runs the scheduled actions' methods in separate Odoo processes, as
 - ``autopay-kill``: the autopay worker is killed in the middle of its charges, then rerun (an
   hour later, the charge that was in flight goes to review: it is never sent again);
 - ``autopay-two-workers``: two autopay workers at once;
-- ``queue-two-runners``: with OCA queue_job, two Odoo servers each with its job runner drain the
-  billing day's and the autopay run's jobs at once.
+- ``queue-two-runners``: with OCA queue_job, two Odoo servers of two workers each with its job
+  runner (queue_job keeps one runner dispatching, the other on standby) drain the billing day's
+  and the autopay run's jobs, several at once.
 
 After each: no period invoiced twice, no gap in any subscription's periods, every next invoice
 date right after its last invoiced period, no draft left, nothing left due; for autopay, no
@@ -137,6 +138,9 @@ def autopay_breaches(db, finished=True):
         "charges sent without being marked sent": (
             "SELECT count(*) FROM subscription_charge c JOIN payment_transaction t ON t.id = c.transaction_id "
             "WHERE t.state <> 'draft' AND c.state <> 'cancelled' AND c.date_sent IS NULL"),
+        "cancelled charges whose transaction took money": (
+            "SELECT count(*) FROM subscription_charge c JOIN payment_transaction t ON t.id = c.transaction_id "
+            "WHERE c.state = 'cancelled' AND t.state IN ('done', 'pending', 'authorized')"),
         "charges marked paid whose transaction is not": (
             "SELECT count(*) FROM subscription_charge c JOIN payment_transaction t ON t.id = c.transaction_id "
             "WHERE c.state = 'done' AND t.state <> 'done'"),
@@ -259,10 +263,10 @@ def check_queue_two_runners(template, n):
             conf = f"{CONF}.runner{port}"
             with open(CONF) as src, open(conf, "w") as dst:
                 dst.write(src.read().rstrip() + "\nserver_wide_modules = base,web,queue_job\n"
-                          f"\n[queue_job]\nchannels = root:1,root.subscription:1\nhost = 127.0.0.1\nport = {port}\n")
+                          f"\n[queue_job]\nchannels = root:2,root.subscription:2\nhost = 127.0.0.1\nport = {port}\n")
             servers.append(subprocess.Popen(
                 [sys.executable, os.path.join(os.environ["SB_ODOO_DIR"], "odoo-bin"), "-c", conf, "-d", db,
-                 f"--db-filter=^{db}$", f"--http-port={port}", "--workers=1", "--max-cron-threads=0",
+                 f"--db-filter=^{db}$", f"--http-port={port}", "--workers=2", "--max-cron-threads=0",
                  "--log-level=warn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         queue_runner.wait_for_server(8194)
         queue_runner.wait_for_server(8195)
@@ -273,11 +277,17 @@ def check_queue_two_runners(template, n):
             server.terminate()
             server.wait()
     breaches = billing_breaches(db) + autopay_breaches(db)
+    overlapping = q(db, "SELECT count(*) FROM queue_job a JOIN queue_job b ON a.id < b.id "
+                        "AND a.date_started < b.date_done AND b.date_started < a.date_done "
+                        "WHERE a.channel = 'root.subscription' AND b.channel = 'root.subscription'")
+    if not overlapping:
+        breaches.append("no two jobs ever ran at once: the check proved nothing")
     failed = billing[3] + autopay[3]
     if failed:
         breaches.append(f"{failed} jobs failed")
     return db, breaches, (f"{invoices(db)} invoices in {billing[2]} jobs, "
-                          f"{q(db, 'SELECT count(*) FROM subscription_charge')} charges in {autopay[2]} jobs")
+                          f"{q(db, 'SELECT count(*) FROM subscription_charge')} charges in {autopay[2]} jobs, "
+                          f"{overlapping} pairs of jobs at once")
 
 
 CHECKS = {

@@ -477,7 +477,7 @@ class TestAutopayExactlyOnce(AutopayCommon):
     def test_crash_before_the_call_was_marked_sent_charges_again_after_the_hour(self):
         sub = self._create_autopay_subscription("done", date_start="2026-05-01")
         Charge = type(self.Charge)
-        with patch.object(Charge, "_still_to_collect", side_effect=MemoryError("worker killed")), \
+        with patch.object(Charge, "_mark_sent", side_effect=MemoryError("worker killed")), \
                 mute_logger(*MUTED), freeze_time("2026-05-01 10:00:00"):
             self._run_billing()
             self._run_autopay()

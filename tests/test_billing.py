@@ -479,3 +479,18 @@ class TestPoisonRecords(SubscriptionCommon):
             subs._bill()
         self.assertFalse(subs.filtered("billing_error"), "no subscription is blamed for the database's error")
         self.assertFalse(subs.activity_ids)
+
+    def test_which_database_errors_stop_the_run(self):
+        import psycopg2
+        from psycopg2 import errors
+
+        from odoo.addons.subscription_billing.tools import is_transient_db_error
+
+        for error in (errors.SerializationFailure(), errors.DeadlockDetected(), errors.LockNotAvailable(),
+                      psycopg2.InterfaceError("connection already closed"), errors.AdminShutdown(),
+                      psycopg2.OperationalError("server closed the connection unexpectedly")):
+            self.assertTrue(is_transient_db_error(error), error)
+        # A statement timeout or a resource limit may be the record's doing: it fails that subscription alone.
+        for error in (errors.QueryCanceled(), errors.ProgramLimitExceeded(), UserError("no income account"),
+                      errors.UniqueViolation()):
+            self.assertFalse(is_transient_db_error(error), error)

@@ -4,6 +4,8 @@ import logging
 import time
 
 import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
 
 from odoo.tools import config
 
@@ -21,6 +23,14 @@ JOB_BUDGET_SHARE = 0.5
 # instead of waiting for the first worker's commit.
 LOOKAHEAD_BATCHES = 4
 
+
+# Errors of the database, not of the record being processed: serialization failure, deadlock,
+# lock not available, connection closed or lost (class 08), server shut down (57P01-57P03).
+TRANSIENT_DB_ERRORS = (
+    psycopg2.extensions.TransactionRollbackError, psycopg2.errors.LockNotAvailable, psycopg2.InterfaceError,
+    psycopg2.errors.ConnectionException, psycopg2.errors.AdminShutdown, psycopg2.errors.CrashShutdown,
+    psycopg2.errors.CannotConnectNow,
+)
 
 # queue_job's channel of the batches (see enqueue_batches).
 QUEUE_CHANNEL = "root.subscription"
@@ -118,7 +128,11 @@ def is_transient_db_error(error):
     serialization failure, a lock or deadlock, a lost or terminated connection. Such an error is
     not the record's fault (it must not be logged on it as a billing failure, nor shown to people
     as raw SQL): the run stops, its committed batches stand, and the next run goes on."""
-    return isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError))
+    if isinstance(error, TRANSIENT_DB_ERRORS):
+        return True
+    # A connection lost or terminated mid-statement: psycopg2 raises its base error, no SQLSTATE
+    # (a statement timeout or a resource limit has its own class: possibly the record's doing).
+    return type(error) is psycopg2.OperationalError and not error.pgcode
 
 
 def enqueue_batches(model, domain, domain_method, method, batch_size, order="id"):
