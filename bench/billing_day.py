@@ -196,23 +196,30 @@ def web_server(conf, db, port=8199):
     """An Odoo HTTP server on ``db`` (no scheduled actions), as in production: wkhtmltopdf loads
     the invoice layout's styles and logo from it (without one it fails on them, and Odoo then
     renders invoices one at a time). Returns the process; the caller stops it."""
-    import urllib.request
 
     server = subprocess.Popen(
         [sys.executable, os.path.join(os.environ["SB_ODOO_DIR"], "odoo-bin"), "-c", conf, "-d", db,
          f"--http-port={port}", f"--db-filter=^{db}$", "--max-cron-threads=0", "--log-level=warn"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/web/login", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
+    wait_for_server(port)
     psql(db, f"UPDATE ir_config_parameter SET value = 'http://127.0.0.1:{port}' WHERE key = 'web.base.url'")
     psql(db, "DELETE FROM ir_config_parameter WHERE key = 'report.url'")
     psql(db, f"INSERT INTO ir_config_parameter (key, value) VALUES ('report.url', 'http://127.0.0.1:{port}')")
     return server
+
+
+def wait_for_server(port):
+    """Wait until an Odoo server answers on 127.0.0.1:``port`` (at most a minute)."""
+    import urllib.request
+
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/web/login", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"no Odoo server on port {port}")
 
 
 def run_workers(cmd, workers, what):

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,14 +54,7 @@ def worker_peak_rss(server, peak, done):
         time.sleep(0.2)
 
 
-def wait_for_server(port):
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/web/login", timeout=2)
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"no Odoo server on port {port}")
+wait_for_server = bd.wait_for_server
 
 
 def drain(db, cmd, what):

@@ -90,7 +90,7 @@ def kill9(proc):
     os.kill(proc.pid, signal.SIGKILL)
 
 
-def terminate_connections(db):
+def terminate_connections_of(db):
     def action(_proc):
         q(db, f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}' "
               "AND pid <> pg_backend_pid()")
@@ -172,16 +172,26 @@ def invoices(db):
 
 # === THE CHECKS === #
 
-def check_billing_kill(template, n):
-    db = fresh_db(template, "sb_resilience_billing_kill", n)
-    seen, rc, _err = interrupt_when(billing_cmd(db), db, "SELECT count(*) FROM account_move WHERE subscription_id "
-                                    "IS NOT NULL", n // 3, kill9)
-    breaches = [] if seen else ["the run ended before it could be killed"]
-    breaches += [f"after the kill: {b}" for b in billing_breaches(db, finished=False)]
+def interrupted_billing(template, name, n, action, what):
+    """A billing day interrupted by ``action`` once a third is invoiced, checked, then rerun.
+
+    :return: (database, breaches, summary, worker's return code, its stderr)
+    """
+    db = fresh_db(template, name, n)
+    seen, rc, err = interrupt_when(billing_cmd(db), db, "SELECT count(*) FROM account_move WHERE subscription_id "
+                                   "IS NOT NULL", n // 3, action)
+    breaches = [] if seen else [f"the run ended before {what}"]
+    breaches += [f"after {what}: {b}" for b in billing_breaches(db, finished=False)]
     partial = invoices(db)
     subprocess.run(billing_cmd(db), check=True, stdout=subprocess.DEVNULL)
     breaches += billing_breaches(db)
-    return db, breaches, f"killed at {partial} invoices (rc {rc}), rerun: {invoices(db)}"
+    return db, breaches, f"{what} at {partial} invoices (worker rc {rc}), rerun: {invoices(db)}", seen and rc, err
+
+
+def check_billing_kill(template, n):
+    db, breaches, summary, _rc, _err = interrupted_billing(template, "sb_resilience_billing_kill", n, kill9,
+                                                           "the kill")
+    return db, breaches, summary
 
 
 def check_billing_two_workers(template, n):
@@ -193,19 +203,14 @@ def check_billing_two_workers(template, n):
 
 
 def check_billing_connection_killed(template, n):
-    db = fresh_db(template, "sb_resilience_billing_conn", n)
-    seen, rc, err = interrupt_when(billing_cmd(db), db, "SELECT count(*) FROM account_move WHERE subscription_id "
-                                   "IS NOT NULL", n // 3, terminate_connections(db))
-    breaches = [] if seen else ["the run ended before its connection could be killed"]
-    if seen and not rc:
+    db, breaches, summary, rc, err = interrupted_billing(
+        template, "sb_resilience_billing_conn", n, terminate_connections_of("sb_resilience_billing_conn"),
+        "the connection was killed")
+    if rc == 0:
         breaches.append("the worker went on as if nothing happened")
-    if seen and "terminat" not in err and "connection" not in err:
+    if rc and "terminat" not in err and "connection" not in err:
         breaches.append("the worker stopped without saying its connection was lost")
-    breaches += [f"after the connection was killed: {b}" for b in billing_breaches(db, finished=False)]
-    partial = invoices(db)
-    subprocess.run(billing_cmd(db), check=True, stdout=subprocess.DEVNULL)
-    breaches += billing_breaches(db)
-    return db, breaches, f"connection killed at {partial} invoices (worker rc {rc}), rerun: {invoices(db)}"
+    return db, breaches, summary
 
 
 def check_autopay_kill(template, n):
