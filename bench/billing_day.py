@@ -176,15 +176,16 @@ def measured(func):
     return elapsed, peak[0] / 2**20
 
 
-def run_scheduled(conf, db, model, method, batch_size=0):
-    """One run of a scheduled action's method in this process; prints 'seconds peak_rss_mib'."""
+def run_scheduled(conf, db, model, method, batch_size=0, method_kwargs=None):
+    """One run of a scheduled action's method (called with ``method_kwargs``) in this process;
+    prints 'seconds peak_rss_mib'."""
     env, cr = odoo_env(conf, db)
     if batch_size:
         env["ir.config_parameter"].set_param("subscription_billing.batch_size", batch_size)
         cr.commit()
 
     def run():
-        getattr(env[model], method)()
+        getattr(env[model], method)(**(method_kwargs or {}))
         cr.commit()
 
     elapsed, peak = measured(run)
@@ -233,7 +234,7 @@ def run_workers(cmd, workers, what):
     return wall, [float(o.splitlines()[-1].split()[1]) for o in outs]
 
 
-def run_one(conf, n, workers, batch_size, with_sending=False):
+def run_one(conf, n, workers, batch_size, with_sending=False, send_batch_size=0, send_workers=1):
     db = f"subscription_billing_bench_{n}"
     subprocess.run(["dropdb", "--if-exists", db], check=True)
     subprocess.run(["createdb", "-T", DB_TEMPLATE, db], check=True)
@@ -246,8 +247,8 @@ def run_one(conf, n, workers, batch_size, with_sending=False):
     if with_sending:
         server = web_server(conf, db)
         try:
-            send_s, send_peaks = run_workers([sys.executable, __file__, "--send", "--db", db, "--conf", conf], 1,
-                                             "sending")
+            send_s, send_peaks = run_workers([sys.executable, __file__, "--send", "--db", db, "--conf", conf,
+                                              "--send-batch-size", str(send_batch_size)], send_workers, "sending")
         finally:
             server.terminate()
             server.wait()
@@ -293,6 +294,9 @@ def main():
         ("--bill", {"action": "store_true"}),
         ("--send", {"action": "store_true",
                     "help": "also run the sending job (PDFs and e-mails) after the billing day, and time it"}),
+        ("--send-batch-size", {"type": int, "default": 0,
+                               "help": "invoices per PDF batch of the sending job (default: the job's own)"}),
+        ("--send-workers", {"type": int, "default": 1, "help": "sending workers at once (default 1)"}),
     ])
     if args.populate:
         return populate(args.conf, args.db, args.populate)
@@ -300,13 +304,15 @@ def main():
         return run_scheduled(args.conf, args.db, "subscription.subscription", "_cron_generate_invoices",
                              args.batch_size)
     if args.send and args.db:
-        return run_scheduled(args.conf, args.db, "account.move", "_cron_send_invoices")
+        return run_scheduled(args.conf, args.db, "account.move", "_cron_send_invoices",
+                             method_kwargs={"batch_size": args.send_batch_size} if args.send_batch_size else None)
     make_template(args.conf, os.environ["SB_ODOO_DIR"])
     print(f"{'N':>7} {'workers':>7} {'invoices':>8} {'dups':>4} {'mails':>6} {'left':>4} "
           f"{'billing s':>9} {'inv/s':>7} {'peak RSS MiB':>12}"
           + (f" {'pdfs':>6} {'sending s':>9} {'sent/s':>7} {'RSS MiB':>7}" if args.send else ""), flush=True)
     for n in args.sizes:
-        r = run_one(args.conf, n, args.workers, args.batch_size, with_sending=args.send)
+        r = run_one(args.conf, n, args.workers, args.batch_size, with_sending=args.send,
+                    send_batch_size=args.send_batch_size, send_workers=args.send_workers)
         print(f"{r['n']:>7} {r['workers']:>7} {r['invoices']:>8} {r['duplicates']:>4} {r['mails']:>6} "
               f"{r['still_due']:>4} {r['wall_s']:>9.1f} {r['inv_per_s']:>7.1f} {r['peak_rss_mib']:>12.1f}"
               + (f" {r['pdfs']:>6} {r['send_s']:>9.1f} {r['send_per_s']:>7.1f} {r['send_peak_mib']:>7.1f}"
