@@ -337,7 +337,7 @@ class SubscriptionCharge(models.Model):
         review). :return: True when the provider was called"""
         try:
             with self.env.registry.cursor() as cr:
-                env = api.Environment(cr, self.env.uid, self.env.context)
+                env = api.Environment(cr, self.env.uid, self.env.context, su=self.env.su)  # as the caller (sudo kept)
                 charge = env["subscription.charge"].browse(charge_id)
                 if not (charge._mark_sent() and charge._still_to_collect()):
                     return False
