@@ -15,7 +15,7 @@ from odoo.tools import format_amount, format_date, split_every
 from odoo.addons.base.models.ir_actions_report import _wkhtml
 
 from .. import const
-from ..tools import job_budget_end, process_in_locked_batches
+from ..tools import is_transient_db_error, job_budget_end, process_in_locked_batches
 
 _logger = logging.getLogger(__name__)
 
@@ -288,6 +288,8 @@ class AccountMove(models.Model):
             with self.env.cr.savepoint():
                 self.env["account.move.send"]._generate_and_send_invoices(self, allow_raising=False, **settings)
         except Exception as error:  # one invoice's PDF must not stop the others
+            if is_transient_db_error(error):
+                raise  # not the invoice's fault: the batch is redone (never told on it as raw SQL)
             if len(self) > 1:
                 _logger.warning("Sending %s invoices at once failed (%s); sending them one by one", len(self), error,
                                 exc_info=True)

@@ -7,7 +7,7 @@ from odoo.fields import Domain
 from odoo.tools import format_amount, format_date
 
 from .. import const
-from ..tools import process_in_locked_batches
+from ..tools import is_transient_db_error, process_in_locked_batches
 
 _logger = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ class SubscriptionRenewalChange(models.Model):
                 with self.env.cr.savepoint():
                     change._apply_one()
             except Exception as error:  # one subscription must not stop the billing day
+                if is_transient_db_error(error):
+                    raise  # the database's doing: the run stops, the next goes on
                 _logger.warning("Renewal terms of %s not applied", sub.display_name, exc_info=True)
                 sub._log_billing_error(error, sub.company_id._subscription_today())
 

@@ -480,6 +480,20 @@ class TestPoisonRecords(SubscriptionCommon):
         self.assertFalse(subs.filtered("billing_error"), "no subscription is blamed for the database's error")
         self.assertFalse(subs.activity_ids)
 
+    def test_a_database_error_while_sending_is_not_told_on_the_invoice(self):
+        from psycopg2.errors import SerializationFailure
+
+        subs = self._create_many_subscriptions(2, date_start="2026-02-01")
+        with freeze_time("2026-02-01"):
+            self._run_billing()
+        invoices = subs.invoice_ids
+        Send = type(self.env["account.move.send"])
+        with patch.object(Send, "_generate_and_send_invoices", side_effect=SerializationFailure("concurrent update")), \
+                self.assertRaises(SerializationFailure):
+            invoices.sudo()._subscription_generate_and_send(email=False)
+        self.assertFalse(invoices.message_ids.filtered(lambda m: "could not be made" in (m.body or "")),
+                         "no raw database error in the invoices' chatter")
+
     def test_which_database_errors_stop_the_run(self):
         import psycopg2
         from psycopg2 import errors
