@@ -424,12 +424,18 @@ class SubscriptionCharge(models.Model):
 
     @api.model
     def _recover_interrupted(self):
-        """Finish charges a crashed run left behind, without charging anyone again."""
+        """Finish charges a crashed run left behind, without charging anyone again.
+
+        Another worker may be running: a charge it has sent and not post-processed yet looks the
+        same as one a crashed run left; whichever locks it first settles it (``_lock_pending``),
+        by groups committed one by one, each retried on a conflict (``_post_process_group``).
+        """
         answered = self.search([
             ("state", "=", "pending"), ("needs_review", "=", False),
             ("transaction_id.state", "in", ("done", "error", "cancel")),
         ])
-        answered._sync_from_transaction()
+        for group in split_every(POST_PROCESS_GROUP, answered.ids, self.browse):
+            self._post_process_group(group)
         interrupted = self.search([
             ("state", "=", "pending"), ("needs_review", "=", False),
             ("transaction_id.state", "=", "draft"),
@@ -521,9 +527,10 @@ class SubscriptionCharge(models.Model):
             self._mark_review(self.env._("The call to the provider failed unexpectedly: %(error)s", error=error))
 
     def _sync_from_transaction(self):
-        """Make pending charges follow their transaction: paid, failed, pending or unknown."""
+        """Make pending charges follow their transaction: paid, failed, pending or unknown.
+        Charges another transaction is settling at this moment are left to it (``_lock_pending``)."""
         done = failed = self.browse()
-        for charge in self.filtered(lambda c: c.state == "pending"):
+        for charge in self.filtered(lambda c: c.state == "pending")._lock_pending():
             tx = charge.transaction_id.sudo()
             if tx.state == "done":
                 done |= charge
@@ -697,6 +704,29 @@ class SubscriptionCharge(models.Model):
         if wrong:
             raise UserError(self.env._("Only pending charges can be checked or settled by hand (%(charges)s).",
                                        charges=", ".join(wrong.mapped("display_name"))))
+        busy = self - self._lock_pending()
+        if busy:
+            raise UserError(self.env._("%(charges)s is being processed right now: reload it in a moment.",
+                                       charges=", ".join(busy.mapped("display_name"))))
+
+    def _lock_pending(self):
+        """Lock those of these charges still pending, skipping any another transaction holds
+        (an autopay worker or a webhook settling it right now: it finishes them).
+
+        A charge settled by a transaction that committed after this one started raises a
+        serialization failure (PostgreSQL's repeatable read): the caller retries, and then sees
+        it settled (``_post_process_group``; Odoo retries HTTP requests on it).
+
+        :return: the locked pending charges (``subscription.charge``)
+        """
+        if not self:
+            return self
+        self.flush_recordset(["state"])
+        self.env.cr.execute(
+            "SELECT id FROM subscription_charge WHERE id = ANY(%s) AND state = 'pending' "
+            "FOR NO KEY UPDATE SKIP LOCKED", [list(self.ids)])
+        locked = {row[0] for row in self.env.cr.fetchall()}
+        return self.filtered(lambda c: c.id in locked)
 
     def _retry_now_problem(self):
         """Why this charge cannot be retried now (a message), or None."""

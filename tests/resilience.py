@@ -13,6 +13,9 @@ periods), and runs the scheduled actions' methods in separate Odoo processes, as
 - ``autopay-kill``: the autopay worker is killed in the middle of its charges, then rerun (an
   hour later, the charge that was in flight goes to review: it is never sent again);
 - ``autopay-two-workers``: two autopay workers at once;
+- ``autopay-recovery-held``: a run starts while answered charges wait for their payments and
+  another transaction holds them (a live worker post-processing them): it leaves them to their
+  holder and charges the rest; once released, the next run finishes them;
 - ``queue-two-runners``: with OCA queue_job, two Odoo servers of two workers each with its job
   runner (queue_job keeps one runner dispatching, the other on standby) drain the billing day's
   and the autopay run's jobs, several at once.
@@ -256,6 +259,46 @@ def check_autopay_two_workers(template, n):
     return db, breaches, f"{charges} charges by two workers"
 
 
+def check_autopay_recovery_held(template, n):
+    """A worker's recovery meets charges answered but not yet post-processed by another worker."""
+    import psycopg2
+
+    answered = ("FROM subscription_charge c JOIN payment_transaction t ON t.id = c.transaction_id "
+                "WHERE c.state = 'pending' AND t.state IN ('done', 'error', 'cancel')")
+    for _attempt in range(3):  # the kill must land between an answer and its payment
+        db = fresh_db(template, "sb_resilience_autopay_held", n, autopay=True)
+        subprocess.run(billing_cmd(db), check=True, stdout=subprocess.DEVNULL)
+        interrupt_when(autopay_cmd(db), db, f"SELECT count(*) {answered}", 1, kill9)
+        if q(db, f"SELECT count(*) {answered}"):
+            break
+    else:
+        return db, ["no answered charge was left waiting by the kill: the check proved nothing"], ""
+    holder = psycopg2.connect(dbname=db)
+    try:
+        with holder.cursor() as cr:  # another worker post-processing them right now
+            cr.execute(f"SELECT c.id {answered} FOR UPDATE OF c")
+            held = {row[0] for row in cr.fetchall()}
+        try:
+            returncode = subprocess.run(autopay_cmd(db), check=False, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, timeout=180).returncode
+        except subprocess.TimeoutExpired:
+            returncode = "a timeout (it waited for the held charges)"
+        left = {int(i) for i in str(q(db, f"SELECT string_agg(c.id::text, ' ') {answered}")).split()}
+    finally:
+        holder.rollback()
+        holder.close()
+    breaches = [f"the run beside the held charges ended with {returncode}"] if returncode else []
+    if left != held:
+        breaches.append(f"{len(held)} answered charges were held, {len(left)} left waiting after the run")
+    breaches += [f"beside the held charges: {b}" for b in autopay_breaches(db, finished=False)]
+    subprocess.run(autopay_cmd(db), check=True, stdout=subprocess.DEVNULL)
+    q(db, "UPDATE subscription_charge SET date_attempt = date_attempt - interval '2 hours'")
+    subprocess.run(autopay_cmd(db), check=True, stdout=subprocess.DEVNULL)
+    breaches += autopay_breaches(db)
+    return db, breaches, (f"{len(held)} answered charge(s) held by another transaction: left to it, "
+                          f"finished once released; {q(db, 'SELECT count(*) FROM subscription_charge')} charges")
+
+
 def check_queue_two_runners(template, n):
     """Two Odoo servers, each with queue_job's runner and a worker, drain the same day's jobs."""
     import queue_runner
@@ -301,6 +344,7 @@ CHECKS = {
     "billing-connection-killed": check_billing_connection_killed,
     "autopay-kill": check_autopay_kill,
     "autopay-two-workers": check_autopay_two_workers,
+    "autopay-recovery-held": check_autopay_recovery_held,
     "queue-two-runners": check_queue_two_runners,
 }
 
