@@ -11,7 +11,7 @@ from odoo.fields import Command, Domain
 from odoo.tools import config, format_amount, format_date, split_every
 
 from .. import const
-from ..tools import process_in_locked_batches, queue_mails
+from ..tools import NoteBuffer, log_notes, process_in_locked_batches, queue_mails
 
 _logger = logging.getLogger(__name__)
 
@@ -410,7 +410,7 @@ class SubscriptionCharge(models.Model):
         run's recovery, and the rest of the run goes on."""
         for attempt in range(1, attempts + 1):
             try:
-                group._sync_from_transaction()
+                group._sync_from_transaction(deferred_logs=True)
                 self.env["ir.cron"]._commit_progress()
                 return True
             except (psycopg2.errors.SerializationFailure, psycopg2.errors.LockNotAvailable,
@@ -455,7 +455,10 @@ class SubscriptionCharge(models.Model):
             still_open = never_sent.invoice_id.sudo().filtered_domain(never_sent.invoice_id._subscription_open_domain())
             for company, invoices in still_open.grouped("company_id").items():
                 invoices.subscription_charge_date = company._subscription_today()
-        for charge in interrupted - never_sent:
+        in_flight = interrupted - never_sent
+        # Their run left Odoo's "initiated" message to be logged with the answer.
+        log_notes([note for tx in in_flight.transaction_id.sudo() for note in tx._subscription_deferred_log_notes()])
+        for charge in in_flight:
             charge._mark_review(self.env._(
                 "The run that sent this charge was interrupted before the provider's answer was saved. "
                 "It was not sent again: ask the provider for the status, or check its dashboard and "
@@ -518,7 +521,9 @@ class SubscriptionCharge(models.Model):
     def _send(self):
         """Ask the provider to charge this (committed) transaction."""
         self.ensure_one()
-        tx = self.transaction_id.sudo().with_context(subscription_charge_defer_sync=True)
+        # The charge follows its answer, and logs Odoo's payment messages, when it is post-processed.
+        tx = self.transaction_id.sudo().with_context(subscription_charge_defer_sync=True,
+                                                     subscription_defer_logs=True)
         try:
             with self.env.cr.savepoint():
                 tx._charge_with_token()
@@ -526,12 +531,20 @@ class SubscriptionCharge(models.Model):
             _logger.exception("Autopay charge %s: the provider call failed", tx.reference)
             self._mark_review(self.env._("The call to the provider failed unexpectedly: %(error)s", error=error))
 
-    def _sync_from_transaction(self):
+    def _sync_from_transaction(self, deferred_logs=False):
         """Make pending charges follow their transaction: paid, failed, pending or unknown.
-        Charges another transaction is settling at this moment are left to it (``_lock_pending``)."""
+        Charges another transaction is settling at this moment are left to it (``_lock_pending``).
+        Every note (on invoices and subscriptions) is logged at the end, in batches.
+
+        :param bool deferred_logs: the charges were sent by an autopay run, which left Odoo's
+            *initiated* and *confirmed/failed* messages to be logged here (``_send``)
+        """
         done = failed = self.browse()
+        notes = NoteBuffer()
         for charge in self.filtered(lambda c: c.state == "pending")._lock_pending():
             tx = charge.transaction_id.sudo()
+            if deferred_logs:
+                notes.extend(tx._subscription_deferred_log_notes())
             if tx.state == "done":
                 done |= charge
             elif tx.state in ("error", "cancel"):
@@ -539,14 +552,15 @@ class SubscriptionCharge(models.Model):
             elif tx.state in ("pending", "authorized"):
                 if charge.review_reason:
                     charge.review_reason = False
-                charge.subscription_id.message_post(body=self.env._(
+                notes.append((charge.subscription_id, self.env._(
                     "Payment of %(invoice)s is being processed by %(provider)s; it will not be retried "
                     "while it is pending.", invoice=charge.invoice_id.name, provider=tx.provider_id.name,
-                ))
+                )))
             elif tx.subscription_review_reason and not charge.needs_review:
                 charge._mark_review(tx.subscription_review_reason)
-        done._on_success()
-        failed._on_failure()
+        done._on_success(notes=notes)
+        failed._on_failure(notes=notes)
+        log_notes(notes)
 
     def _flag_double_payment(self, surplus):
         """This charge collected more than was left to pay: an activity to refund the surplus."""
@@ -576,18 +590,24 @@ class SubscriptionCharge(models.Model):
             "Payment of %(invoice)s needs a check: %(reason)s", invoice=self.invoice_id.name, reason=reason,
         ))
 
-    def _on_success(self):
+    def _on_success(self, notes=None):
         """Paid: reconcile through Odoo's post-processing, tell the customer, stop retries.
 
         Money that arrives for an invoice already paid by other means (a bank debit settling
         after a payment registered by hand) is not left silently as customer credit: the
         salesperson gets an activity to refund it.
+
+        :param notes: a ``tools.NoteBuffer`` the caller logs (``tools.log_notes``); by default
+            the notes are logged here
         """
         if not self:
             return
+        own_notes = notes is None
+        notes = NoteBuffer() if own_notes else notes
         # What was left to collect when the money arrived: less than the charge means paid twice.
         due_before = {charge: charge.invoice_id.sudo()._subscription_residual() for charge in self}
-        self.transaction_id.sudo().filtered(lambda tx: not tx.is_post_processed)._post_process()
+        self.transaction_id.sudo().with_context(subscription_log_buffer=notes).filtered(
+            lambda tx: not tx.is_post_processed)._post_process()
         self.write({"state": "done"})
         for charge in self:
             surplus = charge.amount - due_before[charge]
@@ -603,7 +623,9 @@ class SubscriptionCharge(models.Model):
             )
             if charge in mailed:
                 text = self.env._("%(text)s Receipt e-mailed.", text=text)
-            charge.subscription_id.message_post(body=text)
+            notes.append((charge.subscription_id, text))
+        if own_notes:
+            log_notes(notes)
 
     def _classify(self):
         """``(kind, code, message)`` of this failed charge, kind being temporary or permanent."""
@@ -616,7 +638,7 @@ class SubscriptionCharge(models.Model):
             return kind, code, message
         return *tx._subscription_classify_failure(), message
 
-    def _on_failure(self, message=None):
+    def _on_failure(self, message=None, notes=None):
         """Failed: schedule the next retry (past due) or, when final, suspend or notify.
 
         The failure's kind, code and message are copied onto the charge here, once, at the end
@@ -624,10 +646,12 @@ class SubscriptionCharge(models.Model):
         subscription's chatter tells what happened and whether the customer was e-mailed.
 
         :param str message: the failure message, when not the provider's (e.g. staff's)
+        :param notes: a ``tools.NoteBuffer`` the caller logs (``tools.log_notes``); by default
+            the notes are logged here
         """
         rules_by_company = {}
         to_mail = defaultdict(lambda: self.browse())  # template -> charges
-        notes = []  # (charge, chatter text before the e-mail mention)
+        failure_notes = []  # (charge, chatter text before the e-mail mention)
         suspension = self.env.ref("subscription_billing.mail_template_payment_suspended", raise_if_not_found=False)
         for charge in self:
             sub = charge.subscription_id
@@ -650,7 +674,7 @@ class SubscriptionCharge(models.Model):
                 sub._update_state("past_due")
                 if template:
                     to_mail[template] |= charge
-                notes.append((charge, self.env._(
+                failure_notes.append((charge, self.env._(
                     "%(head)s Temporary failure (%(code)s): attempt %(attempt)s of %(total)s, next retry on "
                     "%(date)s, %(left)s left.",
                     head=head, code=code, attempt=charge.attempt, total=len(rules) + 1,
@@ -661,27 +685,31 @@ class SubscriptionCharge(models.Model):
             why = (self.env._("Permanent failure (%(code)s).", code=code) if kind == "permanent"
                    else self.env._("No retries left after %(attempt)s attempts.", attempt=charge.attempt))
             if sub.state not in const.BILLABLE_STATES:
-                notes.append((charge, self.env._("%(head)s %(why)s", head=head, why=why)))
+                failure_notes.append((charge, self.env._("%(head)s %(why)s", head=head, why=why)))
                 continue
             if kind == "permanent" or sub.company_id.subscription_after_retries == "suspend":
                 sub._update_state("suspended", vals={"suspension_cause": "payment", "suspension_note": False})
                 if suspension:
                     to_mail[suspension] |= charge
-                notes.append((charge, self.env._("%(head)s %(why)s Subscription suspended.", head=head, why=why)))
+                failure_notes.append((charge, self.env._("%(head)s %(why)s Subscription suspended.",
+                                                         head=head, why=why)))
                 summary = self.env._("Autopay failed: subscription suspended")
             else:
                 sub._update_state("active")
-                notes.append((charge, self.env._("%(head)s %(why)s The subscription stays active.",
+                failure_notes.append((charge, self.env._("%(head)s %(why)s The subscription stays active.",
                                                  head=head, why=why)))
                 summary = self.env._("Autopay failed: invoice unpaid")
             sub._schedule_salesperson_activity(summary, note=reason)
         mailed = self.browse()
         for template, charges in to_mail.items():
             mailed |= queue_mails(template, charges)
-        for charge, text in notes:
+        logged = NoteBuffer() if notes is None else notes
+        for charge, text in failure_notes:
             if charge in mailed:
                 text = self.env._("%(text)s Customer e-mailed.", text=text)
-            charge.subscription_id.message_post(body=text)
+            logged.append((charge.subscription_id, text))
+        if notes is None:
+            log_notes(logged)
 
     @api.model
     def _stop_retries(self, subscriptions):

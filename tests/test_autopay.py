@@ -91,6 +91,52 @@ class TestAutopayOutcomes(AutopayCommon):
         self.assertEqual(len(together.charge_ids.transaction_id.payment_id.move_id.mapped("name")), 2,
                          "numbered one by one in the journal")
 
+    def test_a_run_logs_odoos_payment_messages_once_in_order_in_batches(self):
+        """Odoo's payment messages (initiated, confirmed / pending / failed, payment posted) reach
+        each invoice once, in order, as the internal notes Odoo posts; the run logs them and its
+        own notes in batches, without one ``message_post`` per charge. A later webhook logs as
+        Odoo does."""
+        paid = self._create_autopay_subscription("done", date_start="2026-05-01")
+        also_paid = self._create_autopay_subscription("done", partner=self.partner_b, date_start="2026-05-01")
+        declined = self._create_autopay_subscription("error", date_start="2026-05-01")
+        pending = self._create_autopay_subscription("pending", date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        Thread = type(self.env["mail.thread"])
+        posted = []
+        original = Thread.message_post
+
+        def counting(records, **kwargs):
+            if not kwargs.get("tracking_value_ids"):  # tracked changes stay Odoo's (the audit trail)
+                posted.append(records._name)
+            return original(records, **kwargs)
+
+        with freeze_time("2026-05-01"), patch.object(Thread, "message_post", counting), mute_logger(*MUTED):
+            self._run_autopay()
+        self.assertFalse(posted, "notes logged in batches, not posted one by one")
+
+        def payment_notes(sub):
+            messages = sub.invoice_ids.message_ids.sorted("id").filtered(
+                lambda m: "transaction" in str(m.body) and m.subtype_id == self.env.ref("mail.mt_note"))
+            # Internal notes (hidden from the portal), as Odoo's message_post of a note.
+            self.assertTrue(all(m.subtype_id.internal and m.message_type == "notification" for m in messages))
+            self.assertEqual(len(messages.author_id), 1)
+            return [next(word for word in ("initiated", "confirmed", "posted", "pending", "error")
+                         if word in str(m.body)) for m in messages]
+
+        for sub in paid | also_paid:
+            self.assertEqual(payment_notes(sub), ["initiated", "confirmed", "posted"])
+            self.assertIn(sub.charge_ids.transaction_id.payment_id.name,
+                          str(sub.invoice_ids.message_ids[0].body), "the last note links the payment")
+            self._assert_logged(sub, f"Payment of {sub.invoice_ids.name} charged")
+        self.assertEqual(payment_notes(declined), ["initiated", "error"])
+        self._assert_logged(declined, "Temporary failure")
+        self.assertEqual(payment_notes(pending), ["initiated", "pending"])
+        self._assert_logged(pending, "is being processed by")
+        tx = pending.charge_ids.transaction_id
+        tx._process("demo", {"reference": tx.reference, "simulated_state": "done"})
+        self.assertEqual(payment_notes(pending), ["initiated", "pending", "confirmed", "posted"])
+
     def test_billing_day_wakes_the_autopay_action_for_autopay_invoices_only(self):
         autopay = self._create_autopay_subscription("done", date_start="2026-05-01")
         manual = self._create_subscription(partner=self.partner_b, date_start="2026-05-01")
