@@ -154,8 +154,15 @@ class PaymentTransaction(models.Model):
             if term_lines:
                 vals["destination_account_id"] = term_lines[0].account_id.id
             vals_list.append(vals)
-        payments = self.env["account.payment"].create(vals_list)
+        # As the billing day's invoices: no follower added, and the creation message and field
+        # tracking skipped only where they are not the legal audit trail (restrictive audit trail
+        # off), as the billing day does (``subscription.subscription._bill_apply``).
+        context = {"mail_create_nosubscribe": True}
+        if not any(self.company_id.mapped("restrictive_audit_trail")):
+            context.update(mail_create_nolog=True, mail_notrack=True)
+        payments = self.env["account.payment"].with_context(**context).create(vals_list)
         payments.action_post()
+        payments = payments.with_env(self.env)
         plan = []
         for tx, payment in zip(self, payments, strict=True):
             tx.payment_id = payment

@@ -137,6 +137,40 @@ class TestAutopayOutcomes(AutopayCommon):
         tx._process("demo", {"reference": tx.reference, "simulated_state": "done"})
         self.assertEqual(payment_notes(pending), ["initiated", "pending", "confirmed", "posted"])
 
+    def test_payments_keep_the_stock_audit_trail_where_the_company_requires_it(self):
+        """The payments' creation message and field tracking are skipped for speed, except where
+        the company's restrictive audit trail makes them the legal record: then each payment of a
+        run has what Odoo's own post-processing gives a payment made alone."""
+        def trail(payment):
+            self.env.cr.precommit.run()  # tracking values are written when the transaction commits
+            # Odoo's own path also tracks the payment method it computes after the creation (ours
+            # is set at the creation): messages are compared without their tracked values.
+            return sorted((m.message_type, m.subtype_id.id, m.model)
+                          for m in payment.message_ids | payment.move_id.message_ids if not m.tracking_value_ids)
+
+        self.env = self.env(context=dict(self.env.context, tracking_disable=False))  # tracked, as in production
+        plain = self._create_autopay_subscription("done", date_start="2026-05-01") \
+            | self._create_autopay_subscription("done", partner=self.partner_b, date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        for payment in plain.charge_ids.transaction_id.payment_id:
+            self.assertEqual(trail(payment), [])
+        self.company.restrictive_audit_trail = True
+        third = self.env["res.partner"].create({"name": "Cleo Audited", "email": "cleo@example.com"})
+        fourth = self.env["res.partner"].create({"name": "Dan Audited", "email": "dan@example.com"})
+        audited = self._create_autopay_subscription("done", partner=third, date_start="2026-06-01") \
+            | self._create_autopay_subscription("done", partner=fourth, date_start="2026-06-01")
+        self._bill_and_charge("2026-06-01")
+        alone_partner = self.env["res.partner"].create({"name": "Eve Alone", "email": "eve@example.com"})
+        alone = self._create_autopay_subscription("done", partner=alone_partner, date_start="2026-06-01")
+        with freeze_time("2026-06-01"):
+            charge = self.env["subscription.charge"]._create_for_invoices(alone.with_env(self.env)._bill())
+            charge._send()
+            charge.transaction_id._post_process()  # one transaction: Odoo's own path
+        stock = trail(charge.transaction_id.payment_id)
+        self.assertTrue(stock)
+        for payment in audited.charge_ids.transaction_id.payment_id:
+            self.assertEqual(trail(payment), stock)
+
     def test_billing_day_wakes_the_autopay_action_for_autopay_invoices_only(self):
         autopay = self._create_autopay_subscription("done", date_start="2026-05-01")
         manual = self._create_subscription(partner=self.partner_b, date_start="2026-05-01")
