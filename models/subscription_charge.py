@@ -1,6 +1,6 @@
 import logging
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import timedelta
 
 import psycopg2.errors
@@ -285,17 +285,19 @@ class SubscriptionCharge(models.Model):
         charges = self._create_for_invoices(invoices)
         # The transactions exist in the database before any provider hears of them.
         cron._commit_progress()
-        sent = self._send_all(charges.filtered(lambda c: c.state == "pending"))
-        # Payments, reconciliation, e-mails and statuses by small groups: posting payments
-        # locks the journal's numbering until the commit, so other workers wait that long.
-        for group in split_every(POST_PROCESS_GROUP, sent.ids, self.browse):
+        # Payments, reconciliation, e-mails and statuses by small groups, as the answers come (the
+        # other calls stay in flight meanwhile): posting payments locks the journal's numbering
+        # until the commit, so other workers wait that long.
+        for group in self._send_all(charges.filtered(lambda c: c.state == "pending")):
             self._post_process_group(group)
         charges.filtered(lambda c: c.state == "failed" and not c.failure_kind)._on_failure()
         return charges
 
     @api.model
     def _send_all(self, charges):
-        """Call the providers for these committed charges, several calls in flight at once.
+        """Call the providers for these committed charges, several calls in flight at once, and
+        give the answered ones back by groups as they come, to be post-processed while the other
+        calls are in flight.
 
         Each charge is sent in a transaction of its own (a worker thread with its own database
         cursor): the charge is claimed as sent (``_mark_sent``, committed, before that
@@ -307,7 +309,9 @@ class SubscriptionCharge(models.Model):
         sends them one after the other, each in a transaction of its own.
 
         :param charges: pending ``subscription.charge`` records, committed
-        :return: the charges whose provider was called (``subscription.charge``)
+        :return: a generator of ``subscription.charge`` groups (at most ``POST_PROCESS_GROUP``
+            each) whose provider was called; every call of a group was committed before the
+            group is given, and the caller's transaction starts afresh (it sees the answers)
         """
         concurrency = int(self.env["ir.config_parameter"].sudo().get_param(
             "subscription_billing.charge_concurrency", DEFAULT_CHARGE_CONCURRENCY) or 1)
@@ -317,19 +321,33 @@ class SubscriptionCharge(models.Model):
         # transaction then starts after its claim (no stale snapshot of the charge row).
         cron._commit_progress()
         if concurrency <= 1 or len(charges) <= 1 or modules.module.current_test:
-            sent = self.browse()
+            sent = []
             for charge in charges:
                 # The invoice stays locked until the answer is committed.
                 if charge._mark_sent() and charge._still_to_collect():
                     charge._send()
-                    sent |= charge
+                    sent.append(charge.id)
                 cron._commit_progress()  # each answer is durable before anything is post-processed
-            return sent
+                if len(sent) == POST_PROCESS_GROUP:
+                    yield self.browse(sent)
+                    sent = []
+            if sent:
+                yield self.browse(sent)
+            return
         with ThreadPoolExecutor(max_workers=min(concurrency, len(charges)),
                                 thread_name_prefix="subscription_charge") as pool:
-            outcomes = list(pool.map(self._send_in_own_transaction, charges.ids))
-        self.env.invalidate_all()  # the threads wrote the transactions and charges
-        return self.browse([charge_id for charge_id, was_sent in zip(charges.ids, outcomes, strict=True) if was_sent])
+            futures = {pool.submit(self._send_in_own_transaction, charge_id): charge_id for charge_id in charges.ids}
+            sent = []
+            for count, future in enumerate(as_completed(futures), start=1):
+                if future.result():
+                    sent.append(futures[future])
+                if sent and (len(sent) == POST_PROCESS_GROUP or count == len(futures)):
+                    # The group's answers were committed by the threads: end this cursor's
+                    # transaction (nothing is pending in it) so that the next one sees them.
+                    cron._commit_progress()
+                    self.env.invalidate_all()
+                    yield self.browse(sent)
+                    sent = []
 
     def _send_in_own_transaction(self, charge_id):
         """One charge sent by a worker thread of ``_send_all``, in a cursor of its own: checked,
