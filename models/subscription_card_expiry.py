@@ -114,4 +114,4 @@ class SubscriptionSubscription(models.Model):
     @api.model
     def _status_jobs(self):
         """Card-expiry reminders go out with the day's other customer e-mails."""
-        return super()._status_jobs() + [(self._card_expiry_domain(), "_send_card_expiry_reminders", "id")]
+        return super()._status_jobs() + [("_card_expiry_domain", "_send_card_expiry_reminders", "id")]

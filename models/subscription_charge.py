@@ -715,7 +715,7 @@ class SubscriptionCharge(models.Model):
             else:
                 sub._update_state("active")
                 failure_notes.append((charge, self.env._("%(head)s %(why)s The subscription stays active.",
-                                                 head=head, why=why)))
+                                                         head=head, why=why)))
                 summary = self.env._("Autopay failed: invoice unpaid")
             sub._schedule_salesperson_activity(summary, note=reason)
         mailed = self.browse()

@@ -136,18 +136,23 @@ class SubscriptionSubscription(models.Model):
         Autopay subscriptions follow their charges instead.
         """
         batch_size = batch_size or DEFAULT_BATCH_SIZE
-        for domain, method, order in self._status_jobs():
-            if not process_in_locked_batches(self, domain, method, batch_size, order=order):
+        for domain_method, method, order in self._status_jobs():
+            # With queue_job, every step's batches are enqueued at once: a subscription that only
+            # enters a later step's domain through an earlier step (e.g. a renewal opportunity
+            # after its reminder) takes that step on the next day's run.
+            if not process_in_locked_batches(self, getattr(self, domain_method)(), method, batch_size,
+                                             order=order, queue_domain=domain_method):
                 return  # the worker's time is up: the scheduler continues
 
     @api.model
     def _status_jobs(self):
-        """The daily status run's jobs, in order: ``[(domain, batch method, order)]``."""
+        """The daily status run's jobs, in order: ``[(name of the method returning the domain,
+        batch method, order)]`` (a job of queue_job checks the domain again by that name)."""
         return [
-            (self._dunning_settled_domain(), "_reactivate_if_paid", "id"),
-            (self._dunning_overdue_domain(), "_dunning_mark_past_due", "id"),
-            (self._renewal_reminder_domain(), "_send_renewal_reminder", "date_end, id"),
-            (self._dunning_grace_over_domain(), "_dunning_suspend", "id"),
+            ("_dunning_settled_domain", "_reactivate_if_paid", "id"),
+            ("_dunning_overdue_domain", "_dunning_mark_past_due", "id"),
+            ("_renewal_reminder_domain", "_send_renewal_reminder", "date_end, id"),
+            ("_dunning_grace_over_domain", "_dunning_suspend", "id"),
         ]
 
     @api.model

@@ -139,7 +139,7 @@ class SubscriptionSubscription(models.Model):
     @api.model
     def _status_jobs(self):
         """Price change notices go out with the day's other customer e-mails."""
-        return super()._status_jobs() + [(self._price_notice_domain(), "_send_price_change_notices", "id")]
+        return super()._status_jobs() + [("_price_notice_domain", "_send_price_change_notices", "id")]
 
     def _price_change_amounts(self, changes=None):
         """The amounts per period before and after the scheduled changes (default: all scheduled):

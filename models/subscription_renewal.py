@@ -145,5 +145,5 @@ class SubscriptionSubscription(models.Model):
         """Renewal opportunities are created after the renewal reminders."""
         jobs = super()._status_jobs()
         index = next((i for i, job in enumerate(jobs) if job[1] == "_send_renewal_reminder"), len(jobs) - 1)
-        jobs.insert(index + 1, (self._renewal_lead_domain(), "_create_renewal_leads", "date_end, id"))
+        jobs.insert(index + 1, ("_renewal_lead_domain", "_create_renewal_leads", "date_end, id"))
         return jobs

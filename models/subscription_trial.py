@@ -174,7 +174,7 @@ class SubscriptionSubscription(models.Model):
     @api.model
     def _status_jobs(self):
         """Trial reminders go out with the day's other customer e-mails."""
-        return super()._status_jobs() + [(self._trial_reminder_domain(), "_send_trial_reminders", "id")]
+        return super()._status_jobs() + [("_trial_reminder_domain", "_send_trial_reminders", "id")]
 
     def _cancel_trial_by_customer(self, author):
         """The customer cancels during the trial: closed today, nothing invoiced.

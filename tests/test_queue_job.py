@@ -81,6 +81,28 @@ class TestQueueJob(AutopayCommon):
         self.assertFalse(self._jobs())
         self.assertEqual(len(subs.invoice_ids), 3)
 
+    def test_daily_statuses_go_through_jobs(self):
+        """The status run enqueues its steps' batches too: overdue manual payers become past due
+        (reminder e-mailed) by a job, once."""
+        subs = self._create_many_subscriptions(3, date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+            self._perform(self._jobs())
+        with freeze_time("2026-05-02"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+            jobs = self._jobs().filtered(lambda j: j.args[1] == "_dunning_mark_past_due")
+            self.assertEqual([len(j.args[2]) for j in jobs], [3])
+            self.assertEqual({j.args[3] for j in jobs}, {"_dunning_overdue_domain"})
+            self.assertEqual(set(subs.mapped("state")), {"active"}, "the scheduled action only enqueued")
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+            self.assertEqual(len(self._jobs().filtered(lambda j: j.args[1] == "_dunning_mark_past_due")), 1,
+                             "nothing enqueued twice")
+            self._perform(jobs)
+            self._perform(jobs[:1])  # a job run twice changes nothing the second time
+        self.assertEqual(set(subs.mapped("state")), {"past_due"})
+        self.assertEqual(self.MailMail.sudo().search_count([
+            ("recipient_ids", "in", subs.partner_id.ids), ("subject", "ilike", "Payment overdue")]), 3)
+
     def test_a_long_catch_up_continues_in_a_new_job(self):
         sub = self._create_subscription(date_start="2024-01-01")
         with freeze_time("2026-03-01"):
