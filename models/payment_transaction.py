@@ -1,6 +1,7 @@
 from odoo import SUPERUSER_ID, api, fields, models
 
 from .. import const
+from ..tools import log_notes
 
 
 class PaymentTransaction(models.Model):
@@ -34,31 +35,23 @@ class PaymentTransaction(models.Model):
 
     # === BUSINESS METHODS - PROCESSING === #
 
-    def _log_sent_message(self):
-        """An autopay run (context ``subscription_defer_logs``) leaves the *initiated* message of
-        its charges' transactions to their post-processing, which logs it in a batch
-        (``_subscription_deferred_log_notes``)."""
-        txs = self
-        if self.env.context.get("subscription_defer_logs"):
-            txs = self.filtered(lambda tx: not tx._subscription_logs_in_batch())
-        return super(PaymentTransaction, txs)._log_sent_message()
-
-    def _log_received_message(self):
-        """Same for the *confirmed / pending / failed* message (see ``_log_sent_message``)."""
-        txs = self
-        if self.env.context.get("subscription_defer_logs"):
-            txs = self.filtered(lambda tx: not tx._subscription_logs_in_batch())
-        return super(PaymentTransaction, txs)._log_received_message()
-
     def _log_message_on_linked_documents(self, message):
-        """During an autopay charge's post-processing (context ``subscription_log_buffer``, a
-        ``tools.NoteBuffer``), Odoo's messages on its invoices (*payment posted*) are collected;
-        the charge logs them with its own notes in one create per round (``tools.log_notes``).
-        Other transactions, and autopay ones outside a run (a webhook, staff), log as usual."""
-        buffer = self.env.context.get("subscription_log_buffer")
-        if buffer is None or not self._subscription_logs_in_batch():
+        """Autopay charges' transactions log Odoo's messages on their invoices the light way (as
+        internal notes through Odoo's ``_message_log_batch``, same text and author, without
+        ``message_post``'s recipients, reply-to and thread computations). While a charge is sent
+        (context ``subscription_defer_logs``: the call's own transaction) each message is logged at
+        once; during its post-processing (context ``subscription_log_buffer``, a
+        ``tools.NoteBuffer``) they are collected, and the charge logs them with its own notes in one
+        create per round (``tools.log_notes``), in the same transaction. Other transactions, and
+        autopay ones outside a run (a webhook, staff), log as Odoo does."""
+        context = self.env.context
+        buffer = context.get("subscription_log_buffer")
+        if (buffer is None and not context.get("subscription_defer_logs")) or not self._subscription_logs_in_batch():
             return super()._log_message_on_linked_documents(message)
-        buffer.extend(self._subscription_log_notes(message))
+        if buffer is not None:
+            buffer.extend(self._subscription_log_notes(message))
+        else:
+            log_notes(self._subscription_log_notes(message))
         return None
 
     def _subscription_logs_in_batch(self):
@@ -66,21 +59,6 @@ class PaymentTransaction(models.Model):
         order, no source transaction: ``subscription.charge._create_for_invoices`` makes it)."""
         self.ensure_one()
         return bool(self.subscription_charge_ids)
-
-    def _subscription_deferred_log_notes(self):
-        """The *initiated* and (once answered) *confirmed / pending / failed* notes an autopay run
-        left to log when this transaction's charge settles (``_log_message_on_linked_documents``).
-
-        :return: list of ``(account.move record, message, author partner id)``, empty for a
-            transaction whose messages are not batched
-        """
-        self.ensure_one()
-        if not self._subscription_logs_in_batch():
-            return []
-        messages = [self._get_sent_message()]
-        if self.state != "draft":
-            messages.append(self._get_received_message())
-        return [note for message in messages if message for note in self._subscription_log_notes(message)]
 
     def _subscription_log_notes(self, message):
         """The notes Odoo's ``account_payment`` posts for ``message``: one per invoice of the

@@ -428,7 +428,7 @@ class SubscriptionCharge(models.Model):
         run's recovery, and the rest of the run goes on."""
         for attempt in range(1, attempts + 1):
             try:
-                group._sync_from_transaction(deferred_logs=True)
+                group._sync_from_transaction(skip_locked=True)
                 self.env["ir.cron"]._commit_progress()
                 return True
             except (psycopg2.errors.SerializationFailure, psycopg2.errors.LockNotAvailable,
@@ -473,10 +473,7 @@ class SubscriptionCharge(models.Model):
             still_open = never_sent.invoice_id.sudo().filtered_domain(never_sent.invoice_id._subscription_open_domain())
             for company, invoices in still_open.grouped("company_id").items():
                 invoices.subscription_charge_date = company._subscription_today()
-        in_flight = interrupted - never_sent
-        # Their run left Odoo's "initiated" message to be logged with the answer.
-        log_notes([note for tx in in_flight.transaction_id.sudo() for note in tx._subscription_deferred_log_notes()])
-        for charge in in_flight:
+        for charge in interrupted - never_sent:
             charge._mark_review(self.env._(
                 "The run that sent this charge was interrupted before the provider's answer was saved. "
                 "It was not sent again: ask the provider for the status, or check its dashboard and "
@@ -539,7 +536,8 @@ class SubscriptionCharge(models.Model):
     def _send(self):
         """Ask the provider to charge this (committed) transaction."""
         self.ensure_one()
-        # The charge follows its answer, and logs Odoo's payment messages, when it is post-processed.
+        # The charge follows its answer when it is post-processed; Odoo's messages are logged the
+        # light way meanwhile (``payment.transaction._log_message_on_linked_documents``).
         tx = self.transaction_id.sudo().with_context(subscription_charge_defer_sync=True,
                                                      subscription_defer_logs=True)
         try:
@@ -549,20 +547,18 @@ class SubscriptionCharge(models.Model):
             _logger.exception("Autopay charge %s: the provider call failed", tx.reference)
             self._mark_review(self.env._("The call to the provider failed unexpectedly: %(error)s", error=error))
 
-    def _sync_from_transaction(self, deferred_logs=False):
-        """Make pending charges follow their transaction: paid, failed, pending or unknown.
-        Charges another transaction is settling at this moment are left to it (``_lock_pending``).
-        Every note (on invoices and subscriptions) is logged at the end, in batches.
+    def _sync_from_transaction(self, skip_locked=False):
+        """Make pending charges follow their transaction: paid, failed, pending or unknown. Every
+        note (on invoices and subscriptions) is logged at the end, in batches.
 
-        :param bool deferred_logs: the charges were sent by an autopay run, which left Odoo's
-            *initiated* and *confirmed/failed* messages to be logged here (``_send``)
+        :param bool skip_locked: leave the charges another transaction is settling at this moment
+            to it (autopay runs and their recovery, ``_post_process_group``); by default (a webhook,
+            staff) wait for it, then see what it did (``_lock_pending``)
         """
         done = failed = self.browse()
         notes = NoteBuffer()
-        for charge in self.filtered(lambda c: c.state == "pending")._lock_pending():
+        for charge in self.filtered(lambda c: c.state == "pending")._lock_pending(skip_locked=skip_locked):
             tx = charge.transaction_id.sudo()
-            if deferred_logs:
-                notes.extend(tx._subscription_deferred_log_notes())
             if tx.state == "done":
                 done |= charge
             elif tx.state in ("error", "cancel"):
@@ -755,22 +751,27 @@ class SubscriptionCharge(models.Model):
             raise UserError(self.env._("%(charges)s is being processed right now: reload it in a moment.",
                                        charges=", ".join(busy.mapped("display_name"))))
 
-    def _lock_pending(self):
-        """Lock those of these charges still pending, skipping any another transaction holds
-        (an autopay worker or a webhook settling it right now: it finishes them).
+    def _lock_pending(self, skip_locked=True):
+        """Lock those of these charges still pending.
 
         A charge settled by a transaction that committed after this one started raises a
         serialization failure (PostgreSQL's repeatable read): the caller retries, and then sees
         it settled (``_post_process_group``; Odoo retries HTTP requests on it).
 
+        :param bool skip_locked: skip the charges another transaction holds (an autopay run
+            settling them: it finishes them); False waits for it (a webhook must not leave a
+            charge whose holder saw its transaction still pending)
         :return: the locked pending charges (``subscription.charge``)
         """
         if not self:
             return self
         self.flush_recordset(["state"])
-        self.env.cr.execute(
-            "SELECT id FROM subscription_charge WHERE id = ANY(%s) AND state = 'pending' "
-            "FOR NO KEY UPDATE SKIP LOCKED", [list(self.ids)])
+        if skip_locked:
+            self.env.cr.execute("SELECT id FROM subscription_charge WHERE id = ANY(%s) AND state = 'pending' "
+                                "FOR NO KEY UPDATE SKIP LOCKED", [list(self.ids)])
+        else:
+            self.env.cr.execute("SELECT id FROM subscription_charge WHERE id = ANY(%s) AND state = 'pending' "
+                                "FOR NO KEY UPDATE", [list(self.ids)])
         locked = {row[0] for row in self.env.cr.fetchall()}
         return self.filtered(lambda c: c.id in locked)
 

@@ -38,7 +38,9 @@ class SubscriptionSubscription(models.Model):
         locked = model.browse(ids).exists().try_lock_for_update().filtered_domain(domain)
         if not locked:
             return "nothing left to do (done meanwhile, or held by another worker)"
-        left = getattr(locked, method)() or model.browse()
+        left = getattr(locked, method)()
+        if not (left and getattr(left, "_name", None) == model._name):  # (e.g. the renewal leads it made)
+            left = model.browse()
         again = locked.filtered_domain(domain) - left
         if again:
             self.with_delay(channel=QUEUE_CHANNEL, description=f"{model._description}: {method} (continued)") \

@@ -91,6 +91,31 @@ class TestAutopayOutcomes(AutopayCommon):
         self.assertEqual(len(together.charge_ids.transaction_id.payment_id.move_id.mapped("name")), 2,
                          "numbered one by one in the journal")
 
+    def _payment_notes(self, sub):
+        """Odoo's payment messages on ``sub``'s invoices, in order, by their key word."""
+        messages = sub.invoice_ids.message_ids.sorted("id").filtered(
+            lambda m: "transaction" in str(m.body) and m.subtype_id == self.env.ref("mail.mt_note"))
+        # Internal notes (hidden from the portal), as Odoo's message_post of a note.
+        self.assertTrue(all(m.subtype_id.internal and m.message_type == "notification" for m in messages))
+        self.assertEqual(len(messages.author_id), 1)
+        return [next(word for word in ("initiated", "confirmed", "posted", "pending", "error")
+                     if word in str(m.body)) for m in messages]
+
+    def test_a_webhook_settling_a_charge_before_its_run_keeps_every_message(self):
+        """Stripe's webhook often settles a charge before the run post-processes it: every message
+        is there once all the same, and the run then leaves the charge alone."""
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            charge = self.Charge._create_for_invoices(sub._bill())
+            charge._send()  # the run's call; its post-processing comes later
+            tx = charge.transaction_id
+            tx._process("demo", {"reference": tx.reference, "simulated_state": "done"})  # the webhook
+            self.assertEqual(charge.state, "done")
+            charge._sync_from_transaction(skip_locked=True)  # the run's turn: nothing left to do
+        self.assertEqual(self._payment_notes(sub), ["initiated", "confirmed", "posted"])
+        self.assertEqual(len(tx.payment_id), 1)
+        self.assertEqual(len(self._mails_to(self.partner, "received, thank you")), 1)
+
     def test_a_run_logs_odoos_payment_messages_once_in_order_in_batches(self):
         """Odoo's payment messages (initiated, confirmed / pending / failed, payment posted) reach
         each invoice once, in order, as the internal notes Odoo posts; the run logs them and its
@@ -115,15 +140,7 @@ class TestAutopayOutcomes(AutopayCommon):
             self._run_autopay()
         self.assertFalse(posted, "notes logged in batches, not posted one by one")
 
-        def payment_notes(sub):
-            messages = sub.invoice_ids.message_ids.sorted("id").filtered(
-                lambda m: "transaction" in str(m.body) and m.subtype_id == self.env.ref("mail.mt_note"))
-            # Internal notes (hidden from the portal), as Odoo's message_post of a note.
-            self.assertTrue(all(m.subtype_id.internal and m.message_type == "notification" for m in messages))
-            self.assertEqual(len(messages.author_id), 1)
-            return [next(word for word in ("initiated", "confirmed", "posted", "pending", "error")
-                         if word in str(m.body)) for m in messages]
-
+        payment_notes = self._payment_notes
         for sub in paid | also_paid:
             self.assertEqual(payment_notes(sub), ["initiated", "confirmed", "posted"])
             self.assertIn(sub.charge_ids.transaction_id.payment_id.name,
@@ -607,7 +624,7 @@ class TestAutopayExactlyOnce(AutopayCommon):
     def test_crash_before_post_processing_finishes_without_charging_again(self):
         sub = self._create_autopay_subscription("done", date_start="2026-05-01")
         Charge = type(self.Charge)
-        def die_when_paid(charges):
+        def die_when_paid(charges, *_args, **_kwargs):
             if charges:
                 raise MemoryError("worker killed")
 

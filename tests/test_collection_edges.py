@@ -172,11 +172,11 @@ class TestNeverCollectTwice(CollectionCommon):
         original = Charge._sync_from_transaction
         conflicts = []
 
-        def conflicting_once(charges):
+        def conflicting_once(charges, *args, **kwargs):
             if charges and not conflicts:
                 conflicts.append(charges)
                 raise psycopg2.errors.SerializationFailure("could not serialize access")
-            return original(charges)
+            return original(charges, *args, **kwargs)
 
         with patch.object(Charge, "_sync_from_transaction", conflicting_once), mute_logger(*MUTED), \
                 freeze_time("2026-01-01"):

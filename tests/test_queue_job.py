@@ -103,6 +103,21 @@ class TestQueueJob(AutopayCommon):
         self.assertEqual(self.MailMail.sudo().search_count([
             ("recipient_ids", "in", subs.partner_id.ids), ("subject", "ilike", "Payment overdue")]), 3)
 
+    def test_renewal_opportunities_go_through_jobs(self):
+        """A step that returns the records it made (renewal opportunities, not subscriptions)
+        runs as a job like the others: one opportunity per term, the job done."""
+        self.env["crm.team"].create({"name": "Renewals team", "member_ids": [(4, self.sales_user.id)]})
+        sub = self._create_subscription(plan=self.plan_yearly, date_start="2026-01-01", user_id=self.sales_user.id)
+        sub.auto_renew = False
+        with freeze_time("2026-12-05"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+            jobs = self._jobs().filtered(lambda j: j.args[1] == "_create_renewal_leads")
+            self.assertEqual(len(jobs), 1)
+            self._perform(jobs)
+            self._perform(jobs)  # run twice: nothing more
+        self.assertEqual(jobs.state, "done")
+        self.assertEqual(self.env["crm.lead"].search_count([("subscription_id", "=", sub.id)]), 1)
+
     def test_a_long_catch_up_continues_in_a_new_job(self):
         sub = self._create_subscription(date_start="2024-01-01")
         with freeze_time("2026-03-01"):

@@ -59,7 +59,7 @@ def process_in_locked_batches(model, domain, method, batch_size, order="id", que
         catch-up billed in several batches) and is then taken again
     :param str method: name of the recordset method called on each locked batch; it may return
         the records it left in the domain without progress, which are not taken again in this
-        call
+        call (anything else it returns, e.g. records of another model it created, is ignored)
     :param int batch_size: records per batch (≥ 1)
     :param str order: order in which records are taken
     :param str queue_domain: name of the model method that returns ``domain``: when given and
@@ -99,7 +99,7 @@ def process_in_locked_batches(model, domain, method, batch_size, order="id", que
         if not locked:
             return True  # other workers hold every candidate
         left = getattr(locked, method)()
-        if left:
+        if left and getattr(left, "_name", None) == model._name:  # (a step may return other records it made)
             skipped.update(left.ids)
         _logger.info("%s.%s: %s records processed, about %s left", model._name, method, len(locked),
                      remaining - len(locked))
