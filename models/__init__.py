@@ -32,3 +32,4 @@ from . import res_config_settings
 from . import res_partner
 from . import sale_order
 from . import crm_lead
+from . import ir_qweb

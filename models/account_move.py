@@ -15,7 +15,7 @@ from odoo.tools import format_amount, format_date, split_every
 from odoo.addons.base.models.ir_actions_report import _wkhtml
 
 from .. import const
-from ..tools import is_transient_db_error, job_budget_end, process_in_locked_batches
+from ..tools import CompiledTemplates, is_transient_db_error, job_budget_end, process_in_locked_batches
 
 _logger = logging.getLogger(__name__)
 
@@ -286,7 +286,10 @@ class AccountMove(models.Model):
         settings = {} if email else {"sending_methods": set()}
         try:
             with self.env.cr.savepoint():
-                self.env["account.move.send"]._generate_and_send_invoices(self, allow_raising=False, **settings)
+                # The e-mail body is compiled once for the group (``tools.CompiledTemplates``; the
+                # template is taken in the invoices' environment).
+                self.env["account.move.send"]._generate_and_send_invoices(
+                    self.with_context(subscription_qweb_cache=CompiledTemplates()), allow_raising=False, **settings)
         except Exception as error:  # one invoice's PDF must not stop the others
             if is_transient_db_error(error):
                 raise  # not the invoice's fault: the batch is redone (never told on it as raw SQL)

@@ -7,6 +7,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import Form, freeze_time, new_test_user, tagged
 from odoo.tools import mute_logger
 
+from ..tools import CompiledTemplates
 from .autopay_common import AutopayCommon
 
 MUTED = ("odoo.addons.base.models.ir_cron", "odoo.addons.subscription_billing.models.subscription_charge",
@@ -115,6 +116,45 @@ class TestAutopayOutcomes(AutopayCommon):
         self.assertEqual(self._payment_notes(sub), ["initiated", "confirmed", "posted"])
         self.assertEqual(len(tx.payment_id), 1)
         self.assertEqual(len(self._mails_to(self.partner, "received, thank you")), 1)
+
+    def test_receipts_of_a_run_are_compiled_once_and_read_as_odoo_renders_them(self):
+        """A batch of receipts compiles the template's body once (``tools.CompiledTemplates``),
+        not once per charge as Odoo does for a body held as text, and each receipt reads what
+        Odoo's own rendering gives for its charge."""
+        subs = self._create_autopay_subscription("done", date_start="2026-05-01") \
+            | self._create_autopay_subscription("done", partner=self.partner_b, date_start="2026-05-01")
+        QWeb = type(self.env["ir.qweb"])
+        compiled = []
+        original = QWeb._generate_code
+
+        def counting(qweb, template):
+            compiled.append(template)
+            return original(qweb, template)
+
+        with patch.object(QWeb, "_generate_code", counting):
+            self._bill_and_charge("2026-05-01")
+        charges = subs.charge_ids
+        self.assertEqual(len(charges), 2)
+        receipts = self.env["mail.mail"].search([("model", "=", "subscription.charge"), ("res_id", "in", charges.ids)])
+        self.assertEqual(len(receipts), 2)
+        template = self.env.ref("subscription_billing.mail_template_payment_receipt")
+        # Odoo checks the body once per batch (``_has_unsafe_expression_template_qweb``), then
+        # compiled it for each charge: here once for the two.
+        bodies = [t for t in compiled if not isinstance(t, (int, str))]
+        self.assertEqual(len(bodies), 2, "one check and one compilation of the body for the batch")
+        compiled.clear()
+        with patch.object(QWeb, "_generate_code", counting):
+            stock = template._generate_template(charges.ids, ["body_html"])
+        self.assertEqual(len([t for t in compiled if not isinstance(t, (int, str))]), 3,
+                         "Odoo's own path compiles it for each record")
+        memo = template.with_context(subscription_qweb_cache=CompiledTemplates()) \
+            ._generate_template(charges.ids, ["body_html"])
+        for charge in charges:
+            self.assertIn(charge.invoice_id.name, str(stock[charge.id]["body_html"]))
+            self.assertEqual(memo[charge.id]["body_html"], stock[charge.id]["body_html"],
+                             "compiled once, each charge's receipt reads as Odoo renders it")
+            receipt = receipts.filtered(lambda m, c=charge: m.res_id == c.id)
+            self.assertIn(charge.invoice_id.name, receipt.body_html)
 
     def test_a_run_logs_odoos_payment_messages_once_in_order_in_batches(self):
         """Odoo's payment messages (initiated, confirmed / pending / failed, payment posted) reach

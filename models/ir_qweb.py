@@ -1,0 +1,43 @@
+from lxml import etree
+
+from odoo import api, models
+
+from ..tools import CompiledTemplates
+
+
+class IrQweb(models.AbstractModel):
+    _inherit = "ir.qweb"
+
+    def _generate_code_uncached(self, template):
+        """In a batch of renderings that asks for it (context ``subscription_qweb_cache``, a
+        ``tools.CompiledTemplates``), a template given as an element (a mail template's body held
+        as text) is compiled once per source and compile context, as Odoo does for views."""
+        memo = self.env.context.get("subscription_qweb_cache")
+        if not isinstance(memo, CompiledTemplates) or not isinstance(template, etree._Element):
+            return super()._generate_code_uncached(template)
+        context = self.env.context
+        key = (
+            etree.tostring(template),
+            *(context.get(name) or False for name in self._get_template_cache_keys()),
+            context.get("raise_on_forbidden_code_for_model") or False,
+        )
+        if key not in memo:
+            memo[key] = super()._generate_code_uncached(template)
+        return memo[key]
+
+
+class MailRenderMixin(models.AbstractModel):
+    _inherit = "mail.render.mixin"
+
+    @api.model
+    def _has_unsafe_expression_template_qweb(self, template_src, model, fname=None):
+        """Odoo checks a body's expressions by compiling it (restricted mode) at each rendering
+        call; Odoo's invoice sending renders one invoice per call. In a batch that asks for it
+        (context ``subscription_qweb_cache``) the answer is kept per source and model."""
+        memo = self.env.context.get("subscription_qweb_cache")
+        if not isinstance(memo, CompiledTemplates) or not template_src:
+            return super()._has_unsafe_expression_template_qweb(template_src, model, fname=fname)
+        key = ("unsafe", str(template_src), model)
+        if key not in memo:
+            memo[key] = super()._has_unsafe_expression_template_qweb(template_src, model, fname=fname)
+        return memo[key]
