@@ -238,7 +238,10 @@ class AccountMove(models.Model):
         sends its customer one e-mail listing them, with every PDF. An invoice whose documents fail
         gets the error in its chatter (Odoo's way) and leaves the queue; the others go on.
         """
-        moves = self.sudo()
+        # E-mail bodies compiled once for the whole batch (``tools.CompiledTemplates``), even when
+        # the PDFs are made one invoice per call (Odoo's invoice sending takes the template, and
+        # the rendering context, in the invoices' environment).
+        moves = self.sudo().with_context(subscription_qweb_cache=CompiledTemplates())
         not_posted = moves.filtered(lambda m: m.state != "posted")  # cancelled before its turn
         moves -= not_posted
         # Paid or credited before its turn: its PDF, but no e-mail asking to pay it.
@@ -286,10 +289,7 @@ class AccountMove(models.Model):
         settings = {} if email else {"sending_methods": set()}
         try:
             with self.env.cr.savepoint():
-                # The e-mail body is compiled once for the group (``tools.CompiledTemplates``; the
-                # template is taken in the invoices' environment).
-                self.env["account.move.send"]._generate_and_send_invoices(
-                    self.with_context(subscription_qweb_cache=CompiledTemplates()), allow_raising=False, **settings)
+                self.env["account.move.send"]._generate_and_send_invoices(self, allow_raising=False, **settings)
         except Exception as error:  # one invoice's PDF must not stop the others
             if is_transient_db_error(error):
                 raise  # not the invoice's fault: the batch is redone (never told on it as raw SQL)

@@ -15,12 +15,13 @@ class IrQweb(models.AbstractModel):
         memo = self.env.context.get("subscription_qweb_cache")
         if not isinstance(memo, CompiledTemplates) or not isinstance(template, etree._Element):
             return super()._generate_code_uncached(template)
-        context = self.env.context
-        key = (
-            etree.tostring(template),
-            *(context.get(name) or False for name in self._get_template_cache_keys()),
-            context.get("raise_on_forbidden_code_for_model") or False,
-        )
+        # Every plain value of the context is in the key (Odoo's compilers and their overrides read
+        # the context: lang, restricted mode, preserve_comments...); what is not a plain value
+        # (the render's own bookkeeping, the memo) does not change the code.
+        key = (etree.tostring(template), frozenset(
+            (name, value) for name, value in self.env.context.items()
+            if isinstance(value, (str, int, float, bool, type(None))) and not name.startswith("__")),
+            frozenset((self.env.context.get("nsmap") or {}).items()))
         if key not in memo:
             memo[key] = super()._generate_code_uncached(template)
         return memo[key]

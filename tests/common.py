@@ -1,3 +1,6 @@
+from contextlib import contextmanager
+from unittest.mock import patch
+
 from odoo.fields import Command
 from odoo.tests import TransactionCase, new_test_user
 
@@ -79,6 +82,22 @@ class SubscriptionCommon(TransactionCase):
         with self.enter_registry_test_mode():
             cron.method_direct_trigger()
         self.env.invalidate_all()
+
+    @contextmanager
+    def _counting_text_compilations(self):
+        """Yield a list that collects the QWeb templates compiled from text (an e-mail body held
+        as text; not views) while the block runs: Odoo's expression check compiles one too."""
+        QWeb = type(self.env["ir.qweb"])
+        compiled = []
+        original = QWeb._generate_code
+
+        def counting(qweb, template):
+            if not isinstance(template, (int, str)):
+                compiled.append(template)
+            return original(qweb, template)
+
+        with patch.object(QWeb, "_generate_code", counting):
+            yield compiled
 
     def _run_sending(self):
         """Run the scheduled action that makes invoice PDFs and e-mails them (commits per batch)."""

@@ -23,35 +23,35 @@ def queue_mails(template, records):
     return records
 
 
-class CompiledTemplates(dict):
-    """Memo of QWeb code compiled from text during one batch of renderings (context key
-    ``subscription_qweb_cache``, read by ``ir.qweb._generate_code_uncached``).
+class _Own:
+    """A container carried in a context key: equal only to itself, and present even empty.
+    Odoo reuses an environment whose context compares equal; a container equal to another
+    (an empty one to any other empty one) would make the two callers share it."""
 
-    Odoo compiles a mail template's body, held as text, again for every record it renders
-    (``mail.render.mixin._render_template_qweb``): about 10 ms a record, most of an e-mail's cost.
-    Within this memo's life the same source, in the same compile context, is compiled once.
-    Like ``NoteBuffer`` it is never equal to another one (no environment is shared through it).
-    """
+    def __eq__(self, other):
+        return self is other
 
-    __eq__ = object.__eq__
-    __ne__ = object.__ne__
+    def __ne__(self, other):
+        return self is not other
+
     __hash__ = object.__hash__
 
     def __bool__(self):
         return True
 
 
-class NoteBuffer(list):
-    """Notes collected for ``log_notes`` through a context key. Two buffers are never equal
-    (Odoo reuses an environment whose context compares equal: an empty list would match
-    another empty list and the notes would go to the other one)."""
+class CompiledTemplates(_Own, dict):
+    """Memo of QWeb code compiled from text during one batch of renderings (context key
+    ``subscription_qweb_cache``, read by ``ir.qweb._generate_code_uncached``).
 
-    __eq__ = object.__eq__
-    __ne__ = object.__ne__
-    __hash__ = object.__hash__
+    Odoo compiles a mail template's body, held as text, again for every record it renders
+    (``mail.render.mixin._render_template_qweb``): about 10 ms a record, most of an e-mail's cost.
+    Within this memo's life the same source, in the same compile context, is compiled once.
+    """
 
-    def __bool__(self):
-        return True  # present, even empty
+
+class NoteBuffer(_Own, list):
+    """Notes collected for ``log_notes`` through a context key."""
 
 
 def log_notes(notes, author_id=None):
