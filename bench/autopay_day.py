@@ -23,10 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import billing_day as bd
 
 
-def count(db, sql):
-    return int(bd.psql(db, sql))
-
-
 def run_one(conf, n, workers):
     db = f"subscription_billing_bench_autopay_{n}"
     subprocess.run(["dropdb", "--if-exists", db], check=True)
@@ -36,20 +32,20 @@ def run_one(conf, n, workers):
                    stdout=subprocess.DEVNULL)
     cmd = [sys.executable, __file__, "--charge", "--db", db, "--conf", conf]
     wall, peaks = bd.run_workers(cmd, workers, "autopay")
-    charges = count(db, "SELECT count(*) FROM subscription_charge")
+    charges = bd.count(db, "SELECT count(*) FROM subscription_charge")
     states = dict(line.split("|") for line in bd.psql(
         db, "SELECT state, count(*) FROM subscription_charge GROUP BY state").split())
     result = {
         "n": n, "workers": workers, "wall_s": wall, "charges": charges,
         "done": int(states.get("done", 0)), "failed": int(states.get("failed", 0)),
         "pending": int(states.get("pending", 0)),
-        "paid": count(db, "SELECT count(*) FROM account_move WHERE subscription_id IS NOT NULL "
+        "paid": bd.count(db, "SELECT count(*) FROM account_move WHERE subscription_id IS NOT NULL "
                           "AND payment_state IN ('paid', 'in_payment')"),
-        "payments": count(db, "SELECT count(*) FROM account_payment WHERE payment_transaction_id IS NOT NULL"),
-        "double": count(db, "SELECT count(*) FROM (SELECT 1 FROM account_invoice_transaction_rel r "
+        "payments": bd.count(db, "SELECT count(*) FROM account_payment WHERE payment_transaction_id IS NOT NULL"),
+        "double": bd.count(db, "SELECT count(*) FROM (SELECT 1 FROM account_invoice_transaction_rel r "
                             "JOIN payment_transaction t ON t.id = r.transaction_id GROUP BY r.invoice_id "
                             "HAVING count(*) > 1) d"),
-        "receipts": count(db, "SELECT count(*) FROM mail_mail m JOIN mail_message mm ON mm.id = m.mail_message_id "
+        "receipts": bd.count(db, "SELECT count(*) FROM mail_mail m JOIN mail_message mm ON mm.id = m.mail_message_id "
                               "WHERE mm.model = 'subscription.charge'"),
         "per_s": charges / wall if wall else 0, "peak_rss_mib": max(peaks),
     }

@@ -223,15 +223,27 @@ def wait_for_server(port):
     raise SystemExit(f"no Odoo server on port {port}")
 
 
-def run_workers(cmd, workers, what):
-    """Run ``cmd`` in ``workers`` processes at once; returns (wall seconds, each one's peak RSS)."""
+def run_workers_timed(cmd, workers, what):
+    """Run ``cmd`` (a ``run_scheduled`` step) in ``workers`` processes at once; returns (wall
+    seconds from the processes' start, [(the run's own seconds, peak RSS MiB) per process])."""
     t0 = time.perf_counter()
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
     outs = [p.communicate()[0].strip() for p in procs]
     wall = time.perf_counter() - t0
     if any(p.returncode for p in procs):
         raise SystemExit(f"a {what} worker failed")
-    return wall, [float(o.splitlines()[-1].split()[1]) for o in outs]
+    return wall, [tuple(float(x) for x in o.splitlines()[-1].split()[:2]) for o in outs]
+
+
+def run_workers(cmd, workers, what):
+    """Run ``cmd`` in ``workers`` processes at once; returns (wall seconds, each one's peak RSS)."""
+    wall, runs = run_workers_timed(cmd, workers, what)
+    return wall, [rss for _seconds, rss in runs]
+
+
+def count(db, sql):
+    """The integer a one-value query returns."""
+    return int(psql(db, sql))
 
 
 def run_one(conf, n, workers, batch_size, with_sending=False, send_batch_size=0, send_workers=1):

@@ -27,7 +27,6 @@ the time of a second run and what it added (nothing, when it is idempotent).
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,34 +45,19 @@ UPDATE subscription_subscription SET date_end = CURRENT_DATE + 10, auto_renew = 
 """
 
 
-def count(db, sql):
-    return int(bd.psql(db, sql))
-
-
 def outcome(db):
     """What the status run did so far: ``{name: count}``."""
     states = dict(line.split("|") for line in bd.psql(
         db, "SELECT state, count(*) FROM subscription_subscription GROUP BY state").split())
     return {
         "past_due": int(states.get("past_due", 0)), "suspended": int(states.get("suspended", 0)),
-        "reminded": count(db, "SELECT count(*) FROM subscription_subscription WHERE renewal_reminded_for IS NOT NULL"),
-        "leads": count(db, "SELECT count(*) FROM crm_lead"),
-        "mails": count(db, "SELECT count(*) FROM mail_mail m JOIN mail_message mm ON mm.id = m.mail_message_id "
-                           "WHERE mm.model = 'subscription.subscription'"),
-        "activities": count(db, "SELECT count(*) FROM mail_activity WHERE res_model = 'subscription.subscription'"),
+        "reminded": bd.count(db, "SELECT count(*) FROM subscription_subscription "
+                                 "WHERE renewal_reminded_for IS NOT NULL"),
+        "leads": bd.count(db, "SELECT count(*) FROM crm_lead"),
+        "mails": bd.count(db, "SELECT count(*) FROM mail_mail m JOIN mail_message mm "
+                              "ON mm.id = m.mail_message_id WHERE mm.model = 'subscription.subscription'"),
+        "activities": bd.count(db, "SELECT count(*) FROM mail_activity WHERE res_model = 'subscription.subscription'"),
     }
-
-
-def run_workers(cmd, workers):
-    """Run ``cmd`` in ``workers`` processes at once: ``(wall seconds from the processes' start,
-    [(seconds of the run itself, without Odoo's start-up; peak RSS MiB) per process])``."""
-    t0 = time.perf_counter()
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
-    outs = [p.communicate()[0].strip() for p in procs]
-    wall = time.perf_counter() - t0
-    if any(p.returncode for p in procs):
-        raise SystemExit("a status worker failed")
-    return wall, [tuple(float(x) for x in o.splitlines()[-1].split()[:2]) for o in outs]
 
 
 def run_one(conf, n, workers):
@@ -85,11 +69,11 @@ def run_one(conf, n, workers):
     bd.psql(db, SCENE)
     bd.psql(db, "VACUUM ANALYZE")
     cmd = [sys.executable, __file__, "--statuses", "--db", db, "--conf", conf]
-    wall, runs = run_workers(cmd, workers)
+    wall, runs = bd.run_workers_timed(cmd, workers, "status")
     done = outcome(db)
-    _wall, reruns = run_workers(cmd, 1)
+    _wall, reruns = bd.run_workers_timed(cmd, 1, "status")
     again = outcome(db)
-    subscriptions = count(db, "SELECT count(*) FROM subscription_subscription")
+    subscriptions = bd.count(db, "SELECT count(*) FROM subscription_subscription")
     if not os.environ.get("SB_BENCH_KEEP_DB"):
         subprocess.run(["dropdb", "--if-exists", db], check=True)
     # Subscriptions that changed state or got their renewal reminder (suspended ones went past due first).

@@ -8,7 +8,7 @@ import psycopg2.errors
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError
 from odoo.fields import Command, Domain
-from odoo.tools import config, format_amount, format_date, split_every
+from odoo.tools import SQL, config, format_amount, format_date, split_every
 
 from .. import const
 from ..tools import NoteBuffer, log_notes, process_in_locked_batches, queue_mails
@@ -766,13 +766,10 @@ class SubscriptionCharge(models.Model):
         if not self:
             return self
         self.flush_recordset(["state"])
-        if skip_locked:
-            self.env.cr.execute("SELECT id FROM subscription_charge WHERE id = ANY(%s) AND state = 'pending' "
-                                "FOR NO KEY UPDATE SKIP LOCKED", [list(self.ids)])
-        else:
-            self.env.cr.execute("SELECT id FROM subscription_charge WHERE id = ANY(%s) AND state = 'pending' "
-                                "FOR NO KEY UPDATE", [list(self.ids)])
-        locked = {row[0] for row in self.env.cr.fetchall()}
+        rows = self.env.execute_query(SQL(
+            "SELECT id FROM subscription_charge WHERE id = ANY(%s) AND state = 'pending' FOR NO KEY UPDATE %s",
+            list(self.ids), SQL("SKIP LOCKED") if skip_locked else SQL()))
+        locked = {row[0] for row in rows}
         return self.filtered(lambda c: c.id in locked)
 
     def _retry_now_problem(self):

@@ -2,7 +2,7 @@ import logging
 
 from odoo import api, models
 
-from ..tools import QUEUE_CHANNEL
+from ..tools import QUEUE_CHANNEL, left_in_domain
 
 _logger = logging.getLogger(__name__)
 
@@ -38,9 +38,7 @@ class SubscriptionSubscription(models.Model):
         locked = model.browse(ids).exists().try_lock_for_update().filtered_domain(domain)
         if not locked:
             return "nothing left to do (done meanwhile, or held by another worker)"
-        left = getattr(locked, method)()
-        if not (left and getattr(left, "_name", None) == model._name):  # (e.g. the renewal leads it made)
-            left = model.browse()
+        left = left_in_domain(model, getattr(locked, method)())
         again = locked.filtered_domain(domain) - left
         if again:
             self.with_delay(channel=QUEUE_CHANNEL, description=f"{model._description}: {method} (continued)") \

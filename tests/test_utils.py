@@ -2,6 +2,7 @@ from datetime import date
 
 from odoo.tests import TransactionCase, tagged
 
+from ..tools import left_in_domain
 from ..utils import add_period, is_multiple, monthly_factor, period_end
 
 
@@ -38,3 +39,16 @@ class TestPeriodArithmetic(TransactionCase):
         self.assertFalse(is_multiple(1, "year", 5, "month"))
         self.assertTrue(is_multiple(4, "week", 7, "day"))
         self.assertFalse(is_multiple(1, "year", 1, "week"))
+
+
+@tagged("post_install", "-at_install")
+class TestBatchHelpers(TransactionCase):
+    def test_only_records_of_the_batch_model_count_as_left(self):
+        """A batch step may return what it left in the domain (taken again later) or records of
+        another model it made (renewal opportunities): those are never taken for the batch's."""
+        Sub = self.env["subscription.subscription"]
+        lead = self.env["crm.lead"].create({"name": "Renewal"})
+        self.assertEqual(left_in_domain(Sub, lead), Sub.browse())
+        self.assertEqual(left_in_domain(Sub, None), Sub.browse())
+        self.assertEqual(left_in_domain(Sub, True), Sub.browse())
+        self.assertEqual(left_in_domain(Sub, Sub.browse([lead.id])), Sub.browse([lead.id]))

@@ -415,6 +415,32 @@ class TestBulgarianCustomer(AutopayCommon):
         self.assertNotIn("Your payment", mail.body_html)
         self.assertIn("13,20", mail.body_html)
 
+    def test_one_batch_mails_each_customer_in_their_own_language(self):
+        """Receipts and invoice e-mails are rendered a batch at a time with their body compiled
+        once (``tools.CompiledTemplates``): a Bulgarian and an English customer in the same batch
+        each read their own language."""
+        bg = self._create_autopay_subscription("done", date_start="2026-05-01")
+        en = self._create_autopay_subscription("done", partner=self.partner_b, date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        receipts = self._mails("subscription.charge", (bg | en).charge_ids.ids)
+        self.assertEqual(len(receipts), 2)
+        bg_receipt = receipts.filtered(lambda m: m.res_id == bg.charge_ids.id)
+        en_receipt = receipts - bg_receipt
+        self.assertIn("13,20", bg_receipt.body_html)
+        self.assertNotIn("We received", bg_receipt.body_html)
+        self.assertIn("We received", en_receipt.body_html)
+        self.assertIn(en.invoice_ids.name, en_receipt.body_html)
+        self.assertIn(bg.invoice_ids.name, bg_receipt.body_html)
+        bg_manual = self._create_subscription(date_start="2026-05-01")
+        en_manual = self._create_subscription(partner=self.partner_b, date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+            self._run_sending()
+        self.assertIn("Здравейте", self._mails("account.move", bg_manual.invoice_ids.ids).body_html)
+        en_mail = self._mails("account.move", en_manual.invoice_ids.ids)
+        self.assertNotIn("Здравейте", en_mail.body_html)
+        self.assertIn(en_manual.invoice_ids.name, en_mail.body_html)
+
     def test_portal_standing_in_bulgarian(self):
         sub = self._create_subscription(date_start="2026-05-01")
         with freeze_time("2026-05-01"):

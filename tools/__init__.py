@@ -5,6 +5,7 @@ from .batch import (
     enqueue_batches,
     is_transient_db_error,
     job_budget_end,
+    left_in_domain,
     process_in_locked_batches,
     queue_job_enabled,
 )

@@ -7,6 +7,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
+from odoo import models
 from odoo.tools import config
 
 from odoo.addons.base.models.ir_cron import MIN_TIME_PER_JOB
@@ -98,13 +99,20 @@ def process_in_locked_batches(model, domain, method, batch_size, order="id", que
         locked = fresh.try_lock_for_update(limit=batch_size).filtered_domain(domain)
         if not locked:
             return True  # other workers hold every candidate
-        left = getattr(locked, method)()
-        if left and getattr(left, "_name", None) == model._name:  # (a step may return other records it made)
-            skipped.update(left.ids)
+        skipped.update(left_in_domain(model, getattr(locked, method)()).ids)
         _logger.info("%s.%s: %s records processed, about %s left", model._name, method, len(locked),
                      remaining - len(locked))
         if not cron._commit_progress(len(locked)):
             return False
+
+
+def left_in_domain(model, result):
+    """What a batch method of ``process_in_locked_batches`` says it left in the domain without
+    progress: its ``result`` when that is a recordset of ``model``; otherwise (nothing, or
+    records of another model it made, e.g. renewal opportunities) an empty recordset."""
+    if isinstance(result, models.BaseModel) and result._name == model._name:
+        return result
+    return model.browse()
 
 
 def job_budget_end(env):
