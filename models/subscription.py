@@ -7,7 +7,7 @@ from odoo.fields import Domain
 from odoo.tools import format_date
 
 from .. import const
-from ..tools import queue_mails
+from ..tools import log_notes, queue_mails
 from ..utils import add_period, period_end
 
 # Marks the one write that may change ``state`` (see _update_state). An object, not a string:
@@ -710,8 +710,8 @@ class SubscriptionSubscription(models.Model):
         moves are ``const.STATE_TRANSITIONS`` (the state diagram of the README).
 
         :param str target: the new state
-        :param str message: posted in the chatter of each subscription that moved (the state
-            change itself is tracked)
+        :param str message: logged as an internal note on each subscription that moved, in one
+            create for all (``tools.log_notes``; the state change itself is tracked)
         :param dict vals: more values written together with the state
         :return: the subscriptions whose state changed
         :raise UserError: a subscription cannot reach ``target`` from its current state
@@ -739,8 +739,7 @@ class SubscriptionSubscription(models.Model):
             if target in const.BILLABLE_STATES:
                 was_suspended._skip_suspended_time()
             if message:
-                for sub in moving:
-                    sub.message_post(body=message)
+                log_notes((sub, message) for sub in moving)
         return moving
 
     def _init_running_dates(self):
@@ -976,8 +975,14 @@ class SubscriptionSubscription(models.Model):
 
     def _schedule_salesperson_activity(self, summary, note=False, activity_xmlid="mail.mail_activity_data_todo",
                                        date_deadline=None):
-        """An activity for each subscription's salesperson (the administrator when there is none)."""
+        """An activity for each subscription's salesperson (the administrator when there is none),
+        created in one ``create`` per salesperson (Odoo's ``activity_schedule`` on a recordset).
+
+        :return: the ``mail.activity`` records created
+        """
         admin = self.env.ref("base.user_admin")
-        for sub in self:
-            sub.activity_schedule(activity_xmlid, date_deadline=date_deadline, summary=summary, note=note or "",
-                                  user_id=(sub.user_id or admin).id)
+        activities = self.env["mail.activity"]
+        for user, subs in self.grouped(lambda sub: sub.user_id or admin).items():
+            activities |= subs.activity_schedule(activity_xmlid, date_deadline=date_deadline, summary=summary,
+                                                 note=note or "", user_id=user.id) or activities
+        return activities

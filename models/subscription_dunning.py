@@ -6,7 +6,7 @@ from odoo.fields import Domain
 from odoo.tools import format_date
 
 from .. import const
-from ..tools import process_in_locked_batches
+from ..tools import log_notes, process_in_locked_batches
 
 DEFAULT_BATCH_SIZE = 200
 
@@ -195,36 +195,35 @@ class SubscriptionSubscription(models.Model):
         """An invoice is overdue: past due, with a payment reminder e-mailed."""
         moved = self._update_state("past_due")
         moved._send_template("subscription_billing.mail_template_payment_reminder")
-        for sub in moved:
-            sub.message_post(body=self.env._(
-                "An invoice is overdue: the subscription is past due. Payment reminder e-mailed."))
+        log_notes((sub, self.env._("An invoice is overdue: the subscription is past due. Payment reminder e-mailed."))
+                  for sub in moved)
 
     def _dunning_suspend(self):
         """Still unpaid after the grace period: suspended, customer e-mailed, salesperson told."""
         moved = self._update_state("suspended", vals={"suspension_cause": "overdue", "suspension_note": False})
         moved._send_template("subscription_billing.mail_template_subscription_suspended")
         moved._schedule_salesperson_activity(self.env._("Suspended: invoice unpaid"))
-        for sub in moved:
-            sub.message_post(body=self.env._(
-                "An invoice is still unpaid %(days)s days after its due date: the subscription is "
-                "suspended. Customer e-mailed.", days=sub.company_id.subscription_grace_days))
+        log_notes((sub, self.env._(
+            "An invoice is still unpaid %(days)s days after its due date: the subscription is suspended. "
+            "Customer e-mailed.", days=sub.company_id.subscription_grace_days)) for sub in moved)
 
     def _send_renewal_reminder(self):
         """One reminder e-mail per term to the customer: "renews on …" for a term that renews by
         itself (nothing to do), "ends on …" with an activity for the salesperson otherwise."""
+        notes = []
         for sub in self:
             sub.renewal_reminded_for = sub.date_end
             if sub._renews():
-                sub.message_post(body=self.env._(
-                    "Renewal notice e-mailed: the subscription renews on %(date)s.",
-                    date=format_date(self.env, sub._next_term_start())))
-                continue
-            sub._schedule_salesperson_activity(
-                self.env._("Renewal: ends on %(date)s", date=format_date(self.env, sub.date_end)),
-                date_deadline=sub.date_end,
-            )
-            sub.message_post(body=self.env._("Renewal reminder e-mailed: the subscription ends on %(date)s.",
-                                             date=format_date(self.env, sub.date_end)))
+                notes.append((sub, self.env._("Renewal notice e-mailed: the subscription renews on %(date)s.",
+                                              date=format_date(self.env, sub._next_term_start()))))
+            else:
+                notes.append((sub, self.env._("Renewal reminder e-mailed: the subscription ends on %(date)s.",
+                                              date=format_date(self.env, sub.date_end))))
+        ending = self.filtered(lambda sub: not sub._renews())
+        for date_end, subs in ending.grouped("date_end").items():
+            subs._schedule_salesperson_activity(
+                self.env._("Renewal: ends on %(date)s", date=format_date(self.env, date_end)), date_deadline=date_end)
+        log_notes(notes)
         self._send_template("subscription_billing.mail_template_renewal_reminder")
 
     def _next_term_start(self):
@@ -251,10 +250,10 @@ class SubscriptionSubscription(models.Model):
             still_due = {sub for [sub] in self.env["account.move"].sudo()._read_group(
                 self.env["account.move"]._subscription_open_domain() & Domain("subscription_id", "in", held.ids),
                 ["subscription_id"])}
-            for sub in held.filtered(lambda s: s not in still_due):
-                sub.message_post(body=self.env._(
-                    "All invoices are paid; the subscription stays suspended by staff (%(reason)s) until it is "
-                    "reactivated.", reason=sub.suspension_note or self.env._("no reason given")))
+            log_notes((sub, self.env._(
+                "All invoices are paid; the subscription stays suspended by staff (%(reason)s) until it is "
+                "reactivated.", reason=sub.suspension_note or self.env._("no reason given")))
+                for sub in held.filtered(lambda s: s not in still_due))
         if not subs:
             return
         still_open = {

@@ -3,6 +3,7 @@ from odoo.fields import Domain
 from odoo.tools import format_date
 
 from .. import const
+from ..tools import log_notes
 
 
 class SubscriptionCloseReason(models.Model):
@@ -80,10 +81,9 @@ class SubscriptionSubscription(models.Model):
             else self.env["crm.lead"]
         for sub in subs:
             sub.renewal_lead_for = sub.date_end
-        for lead in leads:
-            lead.subscription_id.message_post(body=self.env._(
-                "Renewal opportunity %(lead)s created for the term ending on %(date)s.",
-                lead=lead._get_html_link(), date=format_date(self.env, lead.subscription_term_end)))
+        log_notes((lead.subscription_id, self.env._(
+            "Renewal opportunity %(lead)s created for the term ending on %(date)s.",
+            lead=lead._get_html_link(), date=format_date(self.env, lead.subscription_term_end))) for lead in leads)
         return leads
 
     def _renewal_lead_vals(self):

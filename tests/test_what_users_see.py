@@ -112,6 +112,50 @@ class TestStatusesSayWhy(AutopayCommon):
         self.assertEqual(standing["title"], "Your subscription is suspended")
         self.assertIn(sub.invoice_ids.name, standing["text"])
 
+    def test_a_status_run_logs_its_notes_and_activities_in_batches(self):
+        """The daily status run explains each move in the chatter as internal notes, in order, and
+        gives each salesperson their activities, without one ``message_post`` per subscription
+        and with one activity ``create`` per salesperson."""
+        subs = self._create_subscription(date_start="2026-05-01", user_id=self.sales_user.id) \
+            | self._create_subscription(partner=self.partner_b, date_start="2026-05-01", user_id=self.sales_user.id)
+        no_salesperson = self._create_subscription(date_start="2026-05-01", user_id=False)
+        subs |= no_salesperson
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        Thread = type(self.env["mail.thread"])
+        Activity = type(self.env["mail.activity"])
+        posted, activity_creates = [], []
+        post, create = Thread.message_post, Activity.create
+
+        def counting_post(records, **kwargs):
+            if not kwargs.get("tracking_value_ids"):  # tracked changes stay Odoo's (the audit trail)
+                posted.append(records._name)
+            return post(records, **kwargs)
+
+        def counting_create(model, vals_list):
+            activity_creates.append(len(vals_list) if isinstance(vals_list, list) else 1)
+            return create(model, vals_list)
+
+        with patch.object(Thread, "message_post", counting_post), patch.object(Activity, "create", counting_create):
+            with freeze_time("2026-05-16"):  # overdue and past the 14-day grace: both steps in one run
+                self._run_cron("subscription_billing.ir_cron_update_statuses")
+        self.assertFalse(posted, "notes logged in batches, not posted one by one")
+        self.assertEqual(sorted(activity_creates), [1, 2], "one create per salesperson")
+        note = self.env.ref("mail.mt_note")
+        for sub in subs:
+            sub.invalidate_recordset()
+            self.assertEqual(sub.state, "suspended")
+            notes = sub.message_ids.filtered(lambda m: m.subtype_id == note and not m.tracking_value_ids).sorted("id")
+            self.assertEqual([("past due" in str(m.body), "suspended" in str(m.body)) for m in notes],
+                             [(True, False), (False, True)], "past due, then suspended, in order")
+            self.assertIn("14 days after its due date", str(notes[1].body))
+            # Internal notes (hidden from the portal) by the scheduled action's user, as message_post logs them.
+            self.assertTrue(all(m.is_internal and m.message_type == "notification" for m in notes))
+            self.assertEqual(notes.author_id, self.env.ref("base.user_root").partner_id)
+            activity = sub.activity_ids
+            self.assertEqual(activity.summary, "Suspended: invoice unpaid")
+            self.assertEqual(activity.user_id, sub.user_id or self.env.ref("base.user_admin"))
+
     def test_starting_for_a_customer_without_email_warns(self):
         partner = self.env["res.partner"].create({"name": "No Mail Reader"})
         sub = self._create_subscription(partner=partner, start=False)
