@@ -664,6 +664,7 @@ class SubscriptionCharge(models.Model):
             the notes are logged here
         """
         rules_by_company = {}
+        retries = defaultdict(lambda: self.env["account.move"].sudo())  # retry date -> invoices
         to_mail = defaultdict(lambda: self.browse())  # template -> charges
         failure_notes = []  # (charge, chatter text before the e-mail mention)
         suspension = self.env.ref("subscription_billing.mail_template_payment_suspended", raise_if_not_found=False)
@@ -684,7 +685,7 @@ class SubscriptionCharge(models.Model):
                 delay, template = rules[charge.attempt - 1]
                 retry_date = today + timedelta(days=delay)
                 charge.write(vals)
-                charge.invoice_id.sudo().subscription_charge_date = retry_date
+                retries[retry_date] |= charge.invoice_id
                 sub._update_state("past_due")
                 if template:
                     to_mail[template] |= charge
@@ -714,6 +715,9 @@ class SubscriptionCharge(models.Model):
                                                          head=head, why=why)))
                 summary = self.env._("Autopay failed: invoice unpaid")
             sub._schedule_salesperson_activity(summary, note=reason)
+        # One write per retry date (a posted invoice's write goes through the accounting checks).
+        for retry_date, invoices in retries.items():
+            invoices.subscription_charge_date = retry_date
         mailed = self.browse()
         for template, charges in to_mail.items():
             mailed |= queue_mails(template, charges)
