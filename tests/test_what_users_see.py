@@ -136,9 +136,10 @@ class TestStatusesSayWhy(AutopayCommon):
             activity_creates.append(len(vals_list) if isinstance(vals_list, list) else 1)
             return create(model, vals_list)
 
-        with patch.object(Thread, "message_post", counting_post), patch.object(Activity, "create", counting_create):
-            with freeze_time("2026-05-16"):  # overdue and past the 14-day grace: both steps in one run
-                self._run_cron("subscription_billing.ir_cron_update_statuses")
+        # 2026-05-16: overdue and past the 14-day grace, both steps in one run.
+        with patch.object(Thread, "message_post", counting_post), patch.object(Activity, "create", counting_create), \
+                freeze_time("2026-05-16"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
         self.assertFalse(posted, "notes logged in batches, not posted one by one")
         self.assertEqual(sorted(activity_creates), [1, 2], "one create per salesperson")
         note = self.env.ref("mail.mt_note")
