@@ -124,13 +124,18 @@ class TestStatusesSayWhy(AutopayCommon):
             self._run_billing()
         Thread = type(self.env["mail.thread"])
         Activity = type(self.env["mail.activity"])
-        posted, activity_creates = [], []
-        post, create = Thread.message_post, Activity.create
+        posted, logged, activity_creates = [], [], []
+        post, log_batch, create = Thread.message_post, Thread._message_log_batch, Activity.create
 
         def counting_post(records, **kwargs):
             if not kwargs.get("tracking_value_ids"):  # tracked changes stay Odoo's (the audit trail)
                 posted.append(records._name)
             return post(records, **kwargs)
+
+        def counting_log_batch(records, bodies, **kwargs):
+            if records._name == "subscription.subscription" and not kwargs.get("tracking_value_ids"):
+                logged.append(len(records))  # notes (the state's tracking is logged per record by Odoo)
+            return log_batch(records, bodies, **kwargs)
 
         def counting_create(model, vals_list):
             activity_creates.append(len(vals_list) if isinstance(vals_list, list) else 1)
@@ -138,9 +143,10 @@ class TestStatusesSayWhy(AutopayCommon):
 
         # 2026-05-16: overdue and past the 14-day grace, both steps in one run.
         with patch.object(Thread, "message_post", counting_post), patch.object(Activity, "create", counting_create), \
-                freeze_time("2026-05-16"):
+                patch.object(Thread, "_message_log_batch", counting_log_batch), freeze_time("2026-05-16"):
             self._run_cron("subscription_billing.ir_cron_update_statuses")
         self.assertFalse(posted, "notes logged in batches, not posted one by one")
+        self.assertEqual(logged, [3, 3], "one create of notes per step (past due, suspended) for the three")
         self.assertEqual(sorted(activity_creates), [1, 2], "one create per salesperson")
         note = self.env.ref("mail.mt_note")
         for sub in subs:
@@ -150,7 +156,8 @@ class TestStatusesSayWhy(AutopayCommon):
             self.assertEqual([("past due" in str(m.body), "suspended" in str(m.body)) for m in notes],
                              [(True, False), (False, True)], "past due, then suspended, in order")
             self.assertIn("14 days after its due date", str(notes[1].body))
-            # Internal notes (hidden from the portal) by the scheduled action's user, as message_post logs them.
+            # Internal notes of kind notification (hidden from the portal, as a note message_post
+            # gives) by the scheduled action's user.
             self.assertTrue(all(m.is_internal and m.message_type == "notification" for m in notes))
             self.assertEqual(notes.author_id, self.env.ref("base.user_root").partner_id)
             activity = sub.activity_ids
