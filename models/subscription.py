@@ -976,13 +976,8 @@ class SubscriptionSubscription(models.Model):
     def _schedule_salesperson_activity(self, summary, note=False, activity_xmlid="mail.mail_activity_data_todo",
                                        date_deadline=None):
         """An activity for each subscription's salesperson (the administrator when there is none),
-        created in one ``create`` per salesperson (Odoo's ``activity_schedule`` on a recordset).
-
-        :return: the ``mail.activity`` records created
-        """
+        created in one ``create`` per salesperson (Odoo's ``activity_schedule`` on a recordset)."""
         admin = self.env.ref("base.user_admin")
-        activities = self.env["mail.activity"]
         for user, subs in self.grouped(lambda sub: sub.user_id or admin).items():
-            activities |= subs.activity_schedule(activity_xmlid, date_deadline=date_deadline, summary=summary,
-                                                 note=note or "", user_id=user.id) or activities
-        return activities
+            subs.activity_schedule(activity_xmlid, date_deadline=date_deadline, summary=summary, note=note or "",
+                                   user_id=user.id)

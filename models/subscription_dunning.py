@@ -211,15 +211,16 @@ class SubscriptionSubscription(models.Model):
         """One reminder e-mail per term to the customer: "renews on …" for a term that renews by
         itself (nothing to do), "ends on …" with an activity for the salesperson otherwise."""
         notes = []
+        ending = self.browse()
         for sub in self:
             sub.renewal_reminded_for = sub.date_end
             if sub._renews():
                 notes.append((sub, self.env._("Renewal notice e-mailed: the subscription renews on %(date)s.",
                                               date=format_date(self.env, sub._next_term_start()))))
             else:
+                ending |= sub
                 notes.append((sub, self.env._("Renewal reminder e-mailed: the subscription ends on %(date)s.",
                                               date=format_date(self.env, sub.date_end))))
-        ending = self.filtered(lambda sub: not sub._renews())
         for date_end, subs in ending.grouped("date_end").items():
             subs._schedule_salesperson_activity(
                 self.env._("Renewal: ends on %(date)s", date=format_date(self.env, date_end)), date_deadline=date_end)

@@ -794,6 +794,20 @@ class TestAutopayRetryDate(AutopayCommon):
             first.next_retry_date = date(2026, 5, 3)
         self.assertEqual(sub.invoice_ids.subscription_charge_date, date(2026, 5, 5))
 
+    def test_failures_at_different_attempts_in_one_run_each_get_their_own_retry_date(self):
+        """A run whose failures are at different attempts: each invoice is retried on its own
+        date (the second attempt 3 days on, a first one 1 day on), not on the group's other."""
+        second_attempt, _first = self._failed_once()
+        first_attempt = self._create_autopay_subscription("error", partner=self.partner_b, date_start="2026-05-02")
+        with freeze_time("2026-05-02"):
+            self._run_billing()
+            self._run_autopay()
+        self.assertEqual(second_attempt.charge_ids.sorted("attempt").mapped("attempt"), [1, 2])
+        self.assertEqual(second_attempt.invoice_ids.subscription_charge_date, date(2026, 5, 5))
+        self.assertEqual((first_attempt.charge_ids.attempt, first_attempt.invoice_ids.subscription_charge_date),
+                         (1, date(2026, 5, 3)))
+        self.assertEqual(first_attempt.charge_ids.next_retry_date, date(2026, 5, 3))
+
     def test_payment_by_other_means_clears_the_retry(self):
         sub, charge = self._failed_once()
         self._register_payment(sub.invoice_ids)

@@ -152,6 +152,28 @@ class TestRenewalReminders(AutopayCommon):
         self.assertFalse(self._mails_to(self.partner_b, "renews on"), "the plan does not notify")
         self.assertFalse(quiet.renewal_reminded_for)
 
+    def test_terms_ending_on_different_days_each_get_their_own_reminder_and_activity(self):
+        """One run reminds terms ending on different days, of different salespeople: each one's
+        activity names its own end, is due that day and goes to its own salesperson (the
+        administrator when there is none); each chatter says its own date."""
+        first = self._create_subscription(plan=self.plan_yearly, date_start="2026-01-01", user_id=self.sales_user.id)
+        later = self._create_subscription(plan=self.plan_yearly, partner=self.partner_b, date_start="2026-01-15",
+                                          user_id=False)
+        renews = self._create_subscription(plan=self.plan_monthly, date_start="2026-01-01")
+        (first | later).auto_renew = False
+        with freeze_time("2026-12-20"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        expected = {first: (date(2026, 12, 31), "12/31/2026", self.sales_user),
+                    later: (date(2027, 1, 14), "01/14/2027", self.env.ref("base.user_admin"))}
+        for sub, (end, shown, user) in expected.items():
+            activity = sub.activity_ids.filtered(lambda a: (a.summary or "").startswith("Renewal"))
+            self.assertEqual((activity.summary, activity.date_deadline, activity.user_id),
+                             (f"Renewal: ends on {shown}", end, user))
+            self.assertEqual(sub.renewal_reminded_for, end)
+            self._assert_logged(sub, f"Renewal reminder e-mailed: the subscription ends on {shown}.")
+        self.assertFalse(renews.activity_ids, "a term that renews by itself needs nothing from the salesperson")
+        self._assert_logged(renews, "Renewal notice e-mailed: the subscription renews on 01/01/2027.")
+
 
 @tagged("post_install", "-at_install")
 class TestRenewalTerms(AutopayCommon):
