@@ -24,6 +24,7 @@ from . import subscription_charge
 from . import subscription_retry_rule
 from . import subscription_stripe_event
 from . import account_move
+from . import account_payment
 from . import payment_token
 from . import payment_transaction
 from . import payment_transaction_stripe

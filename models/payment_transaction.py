@@ -139,7 +139,9 @@ class PaymentTransaction(models.Model):
         if not any(self.company_id.mapped("restrictive_audit_trail")):
             context.update(mail_create_nolog=True, mail_notrack=True)
         payments = self.env["account.payment"].with_context(**context).create(vals_list)
-        payments.action_post()
+        # Nothing is reconciled while the entries are made: Odoo's reconciliation queries are
+        # skipped for them (``account.payment._compute_stat_buttons_from_reconciliation``).
+        payments.with_context(subscription_batch_payments=True).action_post()
         payments = payments.with_env(self.env)
         plan = []
         for tx, payment in zip(self, payments, strict=True):

@@ -3,6 +3,8 @@ from unittest.mock import patch
 
 from psycopg2.errors import UniqueViolation
 
+from odoo import Command
+from odoo.addons.account.models.account_payment import AccountPayment as StockPayment
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import Form, freeze_time, new_test_user, tagged
 from odoo.tools import mute_logger
@@ -91,6 +93,68 @@ class TestAutopayOutcomes(AutopayCommon):
         self._assert_paid(invoice)
         self.assertEqual(len(together.charge_ids.transaction_id.payment_id.move_id.mapped("name")), 2,
                          "numbered one by one in the journal")
+
+    def test_payments_are_linked_to_their_entries_without_a_reconciliation_query_each(self):
+        """Odoo asks, at each payment's link to its new journal entry, which invoices the payment is
+        reconciled with (two SQL queries per payment): a run's payments get the same answer without
+        them while nothing is reconciled, and Odoo's compute once the reconciliation is made."""
+        subs = self._create_autopay_subscription("done", date_start="2026-05-01")
+        for name in ("Cleo Batch", "Dan Batch"):
+            partner = self.env["res.partner"].create({"name": name, "email": f"{name.split()[0].lower()}@example.com"})
+            subs |= self._create_autopay_subscription("done", partner=partner, date_start="2026-05-01")
+        original = StockPayment._compute_stat_buttons_from_reconciliation
+        asked = []
+
+        def spy(payments):
+            asked.append(len(payments))
+            return original(payments)
+
+        with patch.object(StockPayment, "_compute_stat_buttons_from_reconciliation", spy):
+            self._bill_and_charge("2026-05-01")
+        payments = subs.charge_ids.transaction_id.payment_id
+        self.assertEqual(len(payments), 3)
+        # Once when the payments are created and once when they are reconciled, for the three
+        # together; Odoo's link of each payment to its entry asked twice per payment (6 more).
+        self.assertLessEqual(sum(asked), 6, asked)
+        for payment in payments:
+            self.assertEqual(payment.reconciled_invoice_ids, payment.payment_transaction_id.invoice_ids)
+            self.assertEqual(payment.state, "paid")
+            self._assert_paid(payment.reconciled_invoice_ids)
+
+    def test_the_reconciliation_shortcut_gives_what_odoos_compute_gives(self):
+        """Payments whose journal items are not reconciled (an invoice's, a credit note's, none, a
+        draft without entry) and reconciled ones: the shortcut's values are Odoo's, field by field."""
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        self._bill_and_charge("2026-05-01")
+        reconciled = sub.charge_ids.transaction_id.payment_id
+        invoice = sub.invoice_ids
+        refund = invoice._reverse_moves([{"invoice_date": date(2026, 5, 2)}])
+        refund.action_post()
+        journal = self.env["account.journal"].search(
+            [("type", "=", "bank"), ("company_id", "=", self.company.id)], limit=1)
+        Payment = self.env["account.payment"]
+        base = {"partner_id": self.partner.id, "partner_type": "customer", "journal_id": journal.id, "amount": 13.2}
+        plain = Payment.create([
+            dict(base, payment_type="inbound", invoice_ids=[Command.set(invoice.ids)]),
+            dict(base, payment_type="outbound", invoice_ids=[Command.set(refund.ids)]),
+            dict(base, payment_type="inbound"),
+        ])
+        plain.action_post()
+        draft = Payment.create(dict(base, payment_type="inbound", invoice_ids=[Command.set(invoice.ids)]))
+        fields = ["reconciled_invoice_ids", "reconciled_invoices_count", "reconciled_invoices_type",
+                  "reconciled_bill_ids", "reconciled_bills_count", "reconciled_statement_line_ids",
+                  "reconciled_statement_lines_count"]
+        payments = reconciled | plain | draft
+
+        def values(records):
+            records.invalidate_recordset(fields)
+            return [[(record[name].ids if name.endswith("_ids") else record[name]) for name in fields]
+                    for record in records]
+
+        stock = values(payments)
+        self.assertEqual(stock[2][:3], [refund.ids, 1, "credit_note"])
+        self.assertEqual(stock[0][:2], [invoice.ids, 1])
+        self.assertEqual(values(payments.with_context(subscription_batch_payments=True)), stock)
 
     def _payment_notes(self, sub):
         """Odoo's payment messages on ``sub``'s invoices, in order, by their key word."""
