@@ -4,10 +4,11 @@ from unittest.mock import patch
 from psycopg2.errors import UniqueViolation
 
 from odoo import Command
-from odoo.addons.account.models.account_payment import AccountPayment as StockPayment
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import Form, freeze_time, new_test_user, tagged
 from odoo.tools import mute_logger
+
+from odoo.addons.account.models.account_payment import AccountPayment as StockPayment
 
 from ..tools import CompiledTemplates
 from .autopay_common import AutopayCommon
