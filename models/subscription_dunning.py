@@ -6,7 +6,7 @@ from odoo.fields import Domain
 from odoo.tools import format_date
 
 from .. import const
-from ..tools import log_notes, process_in_locked_batches
+from ..tools import log_notes, not_mailed_reason, process_in_locked_batches
 
 DEFAULT_BATCH_SIZE = 200
 
@@ -192,20 +192,27 @@ class SubscriptionSubscription(models.Model):
         return (Domain("is_expiring", "=", True) | Domain("is_renewal_notice_due", "=", True)) & not_reminded
 
     def _dunning_mark_past_due(self):
-        """An invoice is overdue: past due, with a payment reminder e-mailed."""
+        """An invoice is overdue: past due, with a payment reminder e-mailed (the note says when
+        it could not be, and why)."""
         moved = self._update_state("past_due")
-        moved._send_template("subscription_billing.mail_template_payment_reminder")
-        log_notes((sub, self.env._("An invoice is overdue: the subscription is past due. Payment reminder e-mailed."))
+        mailed = moved._send_template("subscription_billing.mail_template_payment_reminder")
+        log_notes((sub, self.env._("An invoice is overdue: the subscription is past due. Payment reminder e-mailed.")
+                   if sub in mailed else
+                   self.env._("An invoice is overdue: the subscription is past due. No payment reminder was "
+                              "e-mailed: %(why)s.", why=not_mailed_reason(sub)))
                   for sub in moved)
 
     def _dunning_suspend(self):
         """Still unpaid after the grace period: suspended, customer e-mailed, salesperson told."""
         moved = self._update_state("suspended", vals={"suspension_cause": "overdue", "suspension_note": False})
-        moved._send_template("subscription_billing.mail_template_subscription_suspended")
+        mailed = moved._send_template("subscription_billing.mail_template_subscription_suspended")
         moved._schedule_salesperson_activity(self.env._("Suspended: invoice unpaid"))
         log_notes((sub, self.env._(
             "An invoice is still unpaid %(days)s days after its due date: the subscription is suspended. "
-            "Customer e-mailed.", days=sub.company_id.subscription_grace_days)) for sub in moved)
+            "Customer e-mailed.", days=sub.company_id.subscription_grace_days) if sub in mailed else self.env._(
+            "An invoice is still unpaid %(days)s days after its due date: the subscription is suspended. "
+            "The customer was not e-mailed: %(why)s.", days=sub.company_id.subscription_grace_days,
+            why=not_mailed_reason(sub))) for sub in moved)
 
     def _send_renewal_reminder(self):
         """One reminder e-mail per term to the customer: "renews on …" for a term that renews by
@@ -214,18 +221,25 @@ class SubscriptionSubscription(models.Model):
         ending = self.browse()
         for sub in self:
             sub.renewal_reminded_for = sub.date_end
+        mailed = self._send_template("subscription_billing.mail_template_renewal_reminder")
+        for sub in self:
             if sub._renews():
+                date = format_date(self.env, sub._next_term_start())
                 notes.append((sub, self.env._("Renewal notice e-mailed: the subscription renews on %(date)s.",
-                                              date=format_date(self.env, sub._next_term_start()))))
+                                              date=date) if sub in mailed else self.env._(
+                    "No renewal notice was e-mailed (%(why)s): the subscription renews on %(date)s.",
+                    why=not_mailed_reason(sub), date=date)))
             else:
                 ending |= sub
+                date = format_date(self.env, sub.date_end)
                 notes.append((sub, self.env._("Renewal reminder e-mailed: the subscription ends on %(date)s.",
-                                              date=format_date(self.env, sub.date_end))))
+                                              date=date) if sub in mailed else self.env._(
+                    "No renewal reminder was e-mailed (%(why)s): the subscription ends on %(date)s.",
+                    why=not_mailed_reason(sub), date=date)))
         for date_end, subs in ending.grouped("date_end").items():
             subs._schedule_salesperson_activity(
                 self.env._("Renewal: ends on %(date)s", date=format_date(self.env, date_end)), date_deadline=date_end)
         log_notes(notes)
-        self._send_template("subscription_billing.mail_template_renewal_reminder")
 
     def _next_term_start(self):
         """First day of the next term (the day after the term end), or None."""

@@ -7,7 +7,7 @@ from odoo.fields import Domain
 from odoo.tools import format_amount, format_date
 
 from .. import const
-from ..tools import process_in_locked_batches
+from ..tools import not_mailed_reason, process_in_locked_batches
 
 
 class SubscriptionPriceChange(models.Model):
@@ -103,12 +103,15 @@ class SubscriptionPriceChange(models.Model):
         todo = self.filtered(lambda c: c.state == "scheduled" and not c.notice_sent)
         todo.write({"notice_sent": True})
         subs = todo.subscription_id
-        subs._send_template("subscription_billing.mail_template_price_change")
+        mailed = subs._send_template("subscription_billing.mail_template_price_change")
         for sub, changes in todo.grouped("subscription_id").items():
+            labels = ", ".join(change._label() for change in changes)
+            date = format_date(self.env, changes[0].date_effective)
             sub.message_post(body=self.env._(
-                "Price change notice e-mailed: %(changes)s from %(date)s.",
-                changes=", ".join(change._label() for change in changes),
-                date=format_date(self.env, changes[0].date_effective)))
+                "Price change notice e-mailed: %(changes)s from %(date)s.", changes=labels, date=date,
+            ) if sub in mailed else self.env._(
+                "No price change notice was e-mailed (%(why)s): %(changes)s from %(date)s.",
+                why=not_mailed_reason(sub), changes=labels, date=date))
 
     def _label(self):
         self.ensure_one()

@@ -7,7 +7,7 @@ from odoo.fields import Domain
 from odoo.tools import format_date
 
 from .. import const
-from ..tools import process_in_locked_batches
+from ..tools import not_mailed_reason, process_in_locked_batches
 
 
 class SubscriptionPlan(models.Model):
@@ -166,10 +166,13 @@ class SubscriptionSubscription(models.Model):
         """Status run job: e-mail this batch's trial customers that their trial ends (once)."""
         todo = self.filtered(lambda s: s.is_trial and not s.trial_reminder_sent)
         todo.write({"trial_reminder_sent": True})
-        todo._send_template("subscription_billing.mail_template_trial_ending")
+        mailed = todo._send_template("subscription_billing.mail_template_trial_ending")
         for sub in todo:
-            sub.message_post(body=self.env._("Trial reminder e-mailed: the trial ends on %(date)s.",
-                                             date=format_date(self.env, sub.date_trial_end)))
+            date = format_date(self.env, sub.date_trial_end)
+            sub.message_post(body=self.env._("Trial reminder e-mailed: the trial ends on %(date)s.", date=date)
+                             if sub in mailed else self.env._(
+                                 "No trial reminder was e-mailed (%(why)s): the trial ends on %(date)s.",
+                                 why=not_mailed_reason(sub), date=date))
 
     @api.model
     def _status_jobs(self):

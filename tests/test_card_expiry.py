@@ -30,6 +30,17 @@ class TestCardExpiry(AutopayCommon):
         self.assertEqual(token.subscription_expiry_reminded, "2026-01")
         self._assert_logged(sub, "Card expiry reminder e-mailed")
         self._assert_logged(other, "Card expiry reminder e-mailed")
+        # A customer without an e-mail address: nothing was e-mailed, and the chatter says why.
+        silent = self._create_autopay_subscription("done", partner=self.env["res.partner"].create(
+            {"name": "Noel No-Mail"}), date_start="2026-01-01")
+        with freeze_time("2026-01-01"):
+            self._run_billing()
+        silent.payment_token_id.write({"card_exp_month": 1, "card_exp_year": 2026})
+        with freeze_time("2026-01-12"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        self.assertEqual(silent.payment_token_id.subscription_expiry_reminded, "2026-01")
+        self._assert_logged(silent, "No card expiry reminder was e-mailed (the customer has no e-mail address): ")
+        self.assertNotIn("Card expiry reminder e-mailed", " ".join(str(b) for b in silent.message_ids.mapped("body")))
         self.assertFalse(self._mails_to(self.partner_b, "expires before"))
         # The bank sends a new expiry on the same method: a new reminder when it expires again.
         token.write({"card_exp_month": 3, "card_exp_year": 2026})

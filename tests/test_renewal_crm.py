@@ -1,4 +1,5 @@
 from datetime import date
+from unittest.mock import patch
 
 from psycopg2 import IntegrityError
 
@@ -151,6 +152,27 @@ class TestRenewalReminders(AutopayCommon):
         self.assertFalse(self.env["crm.lead"].search([("subscription_id", "=", renews.id)]))
         self.assertFalse(self._mails_to(self.partner_b, "renews on"), "the plan does not notify")
         self.assertFalse(quiet.renewal_reminded_for)
+
+    def test_a_renewal_reminder_that_could_not_be_e_mailed_says_so_and_why(self):
+        """A customer without an e-mail address, and one whose e-mail could not be prepared (the
+        template fails): no reminder went, each chatter says so and why, the term counts as
+        reminded (not retried daily) and the salesperson still gets the activity."""
+        silent = self.env["res.partner"].create({"name": "Noel No-Mail"})
+        ending = self._create_subscription(plan=self.plan_yearly, partner=silent, date_start="2026-01-01")
+        failing = self._create_subscription(plan=self.plan_yearly, partner=self.partner_b, date_start="2026-01-01")
+        (ending | failing).auto_renew = False
+        Template = type(self.env["mail.template"])
+        with patch.object(Template, "send_mail_batch", side_effect=ValueError("broken template")), \
+                mute_logger("odoo.addons.subscription_billing.tools.mail"), freeze_time("2026-12-20"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        self._assert_logged(ending, "No renewal reminder was e-mailed (the customer has no e-mail address): the "
+                                    "subscription ends on 12/31/2026.")
+        self._assert_logged(failing, "No renewal reminder was e-mailed (it could not be prepared; the server log "
+                                     "says why): the subscription ends on 12/31/2026.")
+        for sub in ending | failing:
+            self.assertEqual(sub.renewal_reminded_for, date(2026, 12, 31))
+            self.assertTrue(sub.activity_ids.filtered(lambda a: (a.summary or "").startswith("Renewal")))
+            self.assertNotIn("Renewal reminder e-mailed", " ".join(str(b) for b in sub.message_ids.mapped("body")))
 
     def test_terms_ending_on_different_days_each_get_their_own_reminder_and_activity(self):
         """One run reminds terms ending on different days, of different salespeople: each one's

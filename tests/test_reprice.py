@@ -71,6 +71,24 @@ class TestReprice(AutopayCommon):
         self.assertEqual(events.mapped("mrr_change"), [20.0, 5.0])
         self._assert_logged(sub, "New prices from")
 
+    def test_a_price_change_notice_that_could_not_be_e_mailed_says_so_and_why(self):
+        sub = self._create_subscription(partner=self.env["res.partner"].create({"name": "Noel No-Mail"}),
+                                        date_start="2026-01-01")
+        told = self._create_subscription(partner=self.partner_b, date_start="2026-01-01")
+        with freeze_time("2026-01-01"):
+            self._run_billing()
+            self._register_payment(self._invoices(sub) | self._invoices(told))
+        with freeze_time("2026-01-15"):
+            self.pricing_monthly.price = 25.0
+            self._wizard(scope="plan", plan_id=self.plan_monthly.id, notice_days=10).action_apply()
+        with freeze_time("2026-01-22"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        self.assertTrue(sub.price_change_ids.notice_sent, "not tried again every day")
+        self._assert_logged(sub, "No price change notice was e-mailed (the customer has no e-mail address): ")
+        self.assertNotIn("Price change notice e-mailed", " ".join(str(b) for b in sub.message_ids.mapped("body")))
+        self._assert_logged(told, "Price change notice e-mailed: ")
+        self.assertTrue(self._mails_to(self.partner_b, "New price"))
+
     def test_a_full_notice_moves_the_change_to_the_first_period_after_it(self):
         """30 days' notice asked on Jan 15: February 1 is too soon, March 1 is the first period
         after Feb 14; unticked, the change keeps Feb 1 and the notice goes out at once."""

@@ -64,6 +64,16 @@ class TestTrials(AutopayCommon):
         self.assertIn("13.20", mail.body_html)
         self._assert_logged(sub, "Trial reminder e-mailed")
 
+    def test_a_trial_customer_without_an_e_mail_address_is_not_said_reminded(self):
+        silent = self.env["res.partner"].create({"name": "Noel No-Mail"})
+        sub = self._trial(partner=silent)
+        with freeze_time("2026-01-11"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        self.assertTrue(sub.trial_reminder_sent, "not tried again every day")
+        self._assert_logged(sub, "No trial reminder was e-mailed (the customer has no e-mail address): the trial "
+                                 "ends on 01/14/2026.")
+        self.assertNotIn("Trial reminder e-mailed", " ".join(str(b) for b in sub.message_ids.mapped("body")))
+
     def test_cancelled_during_the_trial_nothing_is_ever_invoiced(self):
         sub = self._trial()
         with freeze_time("2026-01-08"):

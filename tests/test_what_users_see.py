@@ -112,6 +112,29 @@ class TestStatusesSayWhy(AutopayCommon):
         self.assertEqual(standing["title"], "Your subscription is suspended")
         self.assertIn(sub.invoice_ids.name, standing["text"])
 
+    def test_notes_say_when_the_customer_could_not_be_e_mailed_and_why(self):
+        """Past due and suspended in one run: a customer without an e-mail address gets no e-mail
+        and the chatter says so and why; one with an address is e-mailed, as the notes say."""
+        silent = self.env["res.partner"].create({"name": "Noel No-Mail"})
+        sub = self._create_subscription(partner=silent, date_start="2026-05-01")
+        told = self._create_subscription(partner=self.partner_b, date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        with freeze_time("2026-05-16"):
+            self._run_cron("subscription_billing.ir_cron_update_statuses")
+        self.assertEqual((sub.state, told.state), ("suspended", "suspended"))
+        self.assertFalse(self.MailMail.sudo().search([("recipient_ids", "in", silent.ids)]))
+        self._assert_logged(sub, "the subscription is past due. No payment reminder was e-mailed: the customer "
+                                 "has no e-mail address.")
+        self._assert_logged(sub, "the subscription is suspended. The customer was not e-mailed: the customer "
+                                 "has no e-mail address.")
+        bodies = " ".join(str(body) for body in sub.message_ids.mapped("body"))
+        self.assertNotIn("Payment reminder e-mailed", bodies)
+        self.assertNotIn("Customer e-mailed", bodies)
+        self._assert_logged(told, "the subscription is past due. Payment reminder e-mailed.")
+        self._assert_logged(told, "the subscription is suspended. Customer e-mailed.")
+        self.assertTrue(self._mails_to(self.partner_b, "suspended"))
+
     def test_a_status_run_logs_its_notes_and_activities_in_batches(self):
         """The daily status run explains each move in the chatter as internal notes, in order, and
         gives each salesperson their activities, without one ``message_post`` per subscription

@@ -23,6 +23,14 @@ def queue_mails(template, records):
     return records
 
 
+def not_mailed_reason(record):
+    """Why ``queue_mails`` queued nothing for ``record`` (sent to its ``partner_id``), said in the
+    chatter note that would otherwise say the customer was e-mailed."""
+    if not record.partner_id.email:
+        return record.env._("the customer has no e-mail address")
+    return record.env._("it could not be prepared; the server log says why")
+
+
 class _Own:
     """A container carried in a context key: equal only to itself, and present even empty.
     Odoo reuses an environment whose context compares equal; a container equal to another
