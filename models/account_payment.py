@@ -22,9 +22,10 @@ class AccountPayment(models.Model):
         partial reconciliation of the payment's items: with none, Odoo's compute comes down to the
         payment's own ``invoice_ids``, as below. Payments with partials, and any payment outside
         that context, go to Odoo's compute. A test compares both on the same payments."""
-        if not self.env.context.get("subscription_batch_payments"):
+        if not self.env.context.get("subscription_batch_payments") or not all(self._ids):
+            # Unsaved payments in the set change what Odoo's compute gives: all of them go to it.
             return super()._compute_stat_buttons_from_reconciliation()
-        quiet = self.filtered(lambda pay: pay.id and not any(
+        quiet = self.filtered(lambda pay: not any(
             line.matched_debit_ids or line.matched_credit_ids for line in pay.sudo().move_id.line_ids))
         if self - quiet:
             super(AccountPayment, self - quiet)._compute_stat_buttons_from_reconciliation()

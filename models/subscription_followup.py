@@ -83,6 +83,9 @@ class SubscriptionSubscription(models.Model):
             skipped.append(self.env._("nothing to remind: %(subs)s", subs=", ".join(nothing.mapped("name"))))
         if no_email:
             skipped.append(self.env._("no e-mail address: %(subs)s", subs=", ".join(no_email.mapped("name"))))
+        if not_queued := (failed | overdue | expiring) - mailed:
+            skipped.append(self.env._("e-mail could not be queued: %(subs)s",
+                                      subs=", ".join(not_queued.mapped("name"))))
         return self._notification(
             self.env._("%(count)s reminder(s) e-mailed", count=len(mailed)),
             self.env._("Skipped — %(why)s", why="; ".join(skipped)) if skipped else "",

@@ -139,8 +139,14 @@ class TestAutopayOutcomes(AutopayCommon):
             dict(base, payment_type="inbound", invoice_ids=[Command.set(invoice.ids)]),
             dict(base, payment_type="outbound", invoice_ids=[Command.set(refund.ids)]),
             dict(base, payment_type="inbound"),
+            dict(base, payment_type="inbound", invoice_ids=[Command.set((invoice | refund).ids)]),
+            dict(base, payment_type="outbound"),
         ])
         plain.action_post()
+        # Reconciled with the credit note without naming it: only Odoo's query finds it.
+        matched = plain[4]
+        refund.js_assign_outstanding_line(matched.move_id.line_ids.filtered(
+            lambda line: line.account_id == matched.destination_account_id).id)
         draft = Payment.create(dict(base, payment_type="inbound", invoice_ids=[Command.set(invoice.ids)]))
         fields = ["reconciled_invoice_ids", "reconciled_invoices_count", "reconciled_invoices_type",
                   "reconciled_bill_ids", "reconciled_bills_count", "reconciled_statement_line_ids",
@@ -155,6 +161,8 @@ class TestAutopayOutcomes(AutopayCommon):
         stock = values(payments)
         self.assertEqual(stock[2][:3], [refund.ids, 1, "credit_note"])
         self.assertEqual(stock[0][:2], [invoice.ids, 1])
+        self.assertEqual(stock[4][:3], [(invoice | refund).ids, 2, "invoice"])
+        self.assertEqual(stock[5][:3], [refund.ids, 1, "credit_note"], "found through the reconciliation")
         self.assertEqual(values(payments.with_context(subscription_batch_payments=True)), stock)
 
     def _payment_notes(self, sub):

@@ -161,6 +161,7 @@ class TestRenewalReminders(AutopayCommon):
         ending = self._create_subscription(plan=self.plan_yearly, partner=silent, date_start="2026-01-01")
         failing = self._create_subscription(plan=self.plan_yearly, partner=self.partner_b, date_start="2026-01-01")
         (ending | failing).auto_renew = False
+        renews = self._create_subscription(plan=self.plan_monthly, partner=silent, date_start="2026-01-01")
         Template = type(self.env["mail.template"])
         with patch.object(Template, "send_mail_batch", side_effect=ValueError("broken template")), \
                 mute_logger("odoo.addons.subscription_billing.tools.mail"), freeze_time("2026-12-20"):
@@ -169,6 +170,8 @@ class TestRenewalReminders(AutopayCommon):
                                     "subscription ends on 12/31/2026.")
         self._assert_logged(failing, "No renewal reminder was e-mailed (it could not be prepared; the server log "
                                      "says why): the subscription ends on 12/31/2026.")
+        self._assert_logged(renews, "No renewal notice was e-mailed (the customer has no e-mail address): the "
+                                    "subscription renews on 01/01/2027.")
         for sub in ending | failing:
             self.assertEqual(sub.renewal_reminded_for, date(2026, 12, 31))
             self.assertTrue(sub.activity_ids.filtered(lambda a: (a.summary or "").startswith("Renewal")))

@@ -1,4 +1,5 @@
 from datetime import date, timedelta
+from unittest.mock import patch
 
 from odoo.exceptions import AccessError
 from odoo.fields import Command
@@ -137,7 +138,19 @@ class TestFollowUp(AutopayCommon):
         self.assertEqual(expiring.renewal_reminded_for, expiring.date_end, "the term's reminder is not sent twice")
         self._assert_logged(overdue, "overdue invoice")
 
-    def test_viewer_cannot_follow_up(self):
+    def test_a_follow_up_reminder_that_could_not_be_queued_is_named(self):
+        overdue = self._create_subscription(date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            self._run_billing()
+        Template = type(self.env["mail.template"])
+        with patch.object(Template, "send_mail_batch", side_effect=ValueError("broken template")), \
+                mute_logger("odoo.addons.subscription_billing.tools.mail"), freeze_time("2026-06-20"):
+            result = overdue.action_send_follow_up_reminder()
+        self.assertEqual((result["params"]["title"], result["params"]["type"]), ("0 reminder(s) e-mailed", "warning"))
+        self.assertIn("e-mail could not be queued: " + overdue.name, result["params"]["message"])
+        self.assertNotIn("Reminder e-mailed by", " ".join(str(b) for b in overdue.message_ids.mapped("body")))
+
+
         viewer = new_test_user(self.env, login="fu_viewer",
                                groups="base.group_user,subscription_billing.group_subscription_viewer")
         sub = self._create_subscription(date_start="2026-05-01")

@@ -12,7 +12,10 @@ def queue_mails(template, records):
     language (``CompiledTemplates``). Returns the records an e-mail was queued for.
     """
     records = records.filtered(lambda r: r.partner_id.email)
-    if not template or not records:
+    if not records:
+        return records
+    if not template:
+        _logger.warning("No e-mail queued for %s %s: its template was deleted", len(records), records._name)
         return records.browse()
     try:
         with records.env.cr.savepoint():
