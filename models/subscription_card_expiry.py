@@ -3,7 +3,7 @@ from odoo.exceptions import UserError
 from odoo.tools import SQL, format_date
 
 from .. import const
-from ..tools import not_mailed_reason, queue_mails
+from ..tools import log_notes, not_mailed_reason, queue_mails
 
 
 class PaymentToken(models.Model):
@@ -104,14 +104,16 @@ class SubscriptionSubscription(models.Model):
             token.subscription_expiry_reminded = token._expiry_key()
         mailed = queue_mails(
             self.env.ref("subscription_billing.mail_template_card_expiring", raise_if_not_found=False), tokens)
+        notes = []
         for sub in self.filtered(lambda s: s.payment_token_id in tokens):
             token = sub.payment_token_id.sudo()
             method, date = token._subscription_label(), format_date(self.env, sub.next_invoice_date)
-            sub.message_post(body=self.env._(
+            notes.append((sub, self.env._(
                 "Card expiry reminder e-mailed: %(method)s expires before the next charge on %(date)s.",
                 method=method, date=date) if token in mailed else self.env._(
                 "No card expiry reminder was e-mailed (%(why)s): %(method)s expires before the next charge on "
-                "%(date)s.", why=not_mailed_reason(token), method=method, date=date))
+                "%(date)s.", why=not_mailed_reason(token), method=method, date=date)))
+        log_notes(notes)
         return self  # done for today, whatever happened (never taken again in this run)
 
     @api.model

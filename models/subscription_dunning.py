@@ -6,7 +6,7 @@ from odoo.fields import Domain
 from odoo.tools import format_date
 
 from .. import const
-from ..tools import log_notes, not_mailed_reason, process_in_locked_batches
+from ..tools import has_email_address, log_notes, not_mailed_reason, process_in_locked_batches
 
 DEFAULT_BATCH_SIZE = 200
 
@@ -96,7 +96,7 @@ class SubscriptionSubscription(models.Model):
         self.check_access("write")
         subs = self.sudo()
         nothing_overdue = subs.filtered(lambda s: not s.overdue_invoice_ids)
-        no_email = (subs - nothing_overdue).filtered(lambda s: not s.partner_id.email)
+        no_email = (subs - nothing_overdue).filtered(lambda s: not has_email_address(s))
         to_mail = subs - nothing_overdue - no_email
         mailed = to_mail._send_template("subscription_billing.mail_template_payment_reminder")
         for sub in mailed:

@@ -3,7 +3,7 @@
 
 from odoo import fields, models
 
-from ..tools.mail import queue_mails
+from ..tools.mail import has_email_address, queue_mails
 
 FOLLOW_UP_ACTIVITY = "subscription_billing.mail_activity_type_follow_up"
 
@@ -55,7 +55,7 @@ class SubscriptionSubscription(models.Model):
         """
         self.check_access("write")
         subs = self.sudo()
-        no_email = subs.filtered(lambda s: not s.partner_id.email)
+        no_email = subs.filtered(lambda s: not has_email_address(s))
         failed_charges = self.env["subscription.charge"].sudo().search([
             ("subscription_id", "in", (subs - no_email).ids), ("state", "=", "failed"),
             ("is_latest_attempt", "=", True),

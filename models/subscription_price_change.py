@@ -7,7 +7,7 @@ from odoo.fields import Domain
 from odoo.tools import format_amount, format_date
 
 from .. import const
-from ..tools import not_mailed_reason, process_in_locked_batches
+from ..tools import log_notes, not_mailed_reason, process_in_locked_batches
 
 
 class SubscriptionPriceChange(models.Model):
@@ -85,7 +85,7 @@ class SubscriptionPriceChange(models.Model):
 
     def _apply(self):
         """Write the new prices on their lines (one write per price), say so in each subscription's
-        chatter (tracked), and log the MRR change."""
+        chatter (internal notes logged in one create, ``tools.log_notes``), and log the MRR change."""
         live = self.filtered(lambda c: c.state == "scheduled" and c.subscription_id.state in const.RUNNING_STATES)
         (self - live).write({"state": "cancelled"})
         by_price = defaultdict(lambda: self.env["subscription.line"])
@@ -94,9 +94,9 @@ class SubscriptionPriceChange(models.Model):
         for price, lines in by_price.items():
             lines.write({"price_unit": price})
         live.write({"state": "applied"})
-        for sub, changes in live.grouped("subscription_id").items():
-            sub.message_post(body=self.env._("New prices from %(date)s: %(changes)s.", date=format_date(
-                self.env, changes[0].date_effective), changes=", ".join(change._label() for change in changes)))
+        log_notes((sub, self.env._("New prices from %(date)s: %(changes)s.", date=format_date(
+            self.env, changes[0].date_effective), changes=", ".join(change._label() for change in changes)))
+            for sub, changes in live.grouped("subscription_id").items())
 
     def _send_notices(self):
         """One e-mail per subscription listing its changes (amounts per period before and after)."""
@@ -104,14 +104,16 @@ class SubscriptionPriceChange(models.Model):
         todo.write({"notice_sent": True})
         subs = todo.subscription_id
         mailed = subs._send_template("subscription_billing.mail_template_price_change")
+        notes = []
         for sub, changes in todo.grouped("subscription_id").items():
             labels = ", ".join(change._label() for change in changes)
             date = format_date(self.env, changes[0].date_effective)
-            sub.message_post(body=self.env._(
+            notes.append((sub, self.env._(
                 "Price change notice e-mailed: %(changes)s from %(date)s.", changes=labels, date=date,
             ) if sub in mailed else self.env._(
                 "No price change notice was e-mailed (%(why)s): %(changes)s from %(date)s.",
-                why=not_mailed_reason(sub), changes=labels, date=date))
+                why=not_mailed_reason(sub), changes=labels, date=date)))
+        log_notes(notes)
 
     def _label(self):
         self.ensure_one()

@@ -7,7 +7,7 @@ from odoo.fields import Domain
 from odoo.tools import format_date
 
 from .. import const
-from ..tools import not_mailed_reason, process_in_locked_batches
+from ..tools import log_notes, not_mailed_reason, process_in_locked_batches
 
 
 class SubscriptionPlan(models.Model):
@@ -167,12 +167,14 @@ class SubscriptionSubscription(models.Model):
         todo = self.filtered(lambda s: s.is_trial and not s.trial_reminder_sent)
         todo.write({"trial_reminder_sent": True})
         mailed = todo._send_template("subscription_billing.mail_template_trial_ending")
+        notes = []
         for sub in todo:
             date = format_date(self.env, sub.date_trial_end)
-            sub.message_post(body=self.env._("Trial reminder e-mailed: the trial ends on %(date)s.", date=date)
-                             if sub in mailed else self.env._(
-                                 "No trial reminder was e-mailed (%(why)s): the trial ends on %(date)s.",
-                                 why=not_mailed_reason(sub), date=date))
+            notes.append((sub, self.env._("Trial reminder e-mailed: the trial ends on %(date)s.", date=date)
+                          if sub in mailed else self.env._(
+                              "No trial reminder was e-mailed (%(why)s): the trial ends on %(date)s.",
+                              why=not_mailed_reason(sub), date=date)))
+        log_notes(notes)
 
     @api.model
     def _status_jobs(self):

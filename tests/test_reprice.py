@@ -1,4 +1,5 @@
 from datetime import date
+from unittest.mock import patch
 
 from odoo.exceptions import AccessError, UserError
 from odoo.fields import Command
@@ -81,13 +82,19 @@ class TestReprice(AutopayCommon):
         with freeze_time("2026-01-15"):
             self.pricing_monthly.price = 25.0
             self._wizard(scope="plan", plan_id=self.plan_monthly.id, notice_days=10).action_apply()
-        with freeze_time("2026-01-22"):
+        Thread = type(self.env["mail.thread"])
+        no_post = patch.object(Thread, "message_post", side_effect=AssertionError("a note per subscription"))
+        with no_post, freeze_time("2026-01-22"):
             self._run_cron("subscription_billing.ir_cron_update_statuses")
         self.assertTrue(sub.price_change_ids.notice_sent, "not tried again every day")
         self._assert_logged(sub, "No price change notice was e-mailed (the customer has no e-mail address): ")
         self.assertNotIn("Price change notice e-mailed", " ".join(str(b) for b in sub.message_ids.mapped("body")))
         self._assert_logged(told, "Price change notice e-mailed: ")
         self.assertTrue(self._mails_to(self.partner_b, "New price"))
+        with no_post, freeze_time("2026-02-01"):  # the billing day applies them, noted in one create
+            self._run_billing()
+        self.assertEqual((sub | told).line_ids.mapped("price_unit"), [25.0, 25.0])
+        self._assert_logged(told, "New prices from 02/01/2026: ")
 
     def test_a_full_notice_moves_the_change_to_the_first_period_after_it(self):
         """30 days' notice asked on Jan 15: February 1 is too soon, March 1 is the first period

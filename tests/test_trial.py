@@ -1,4 +1,5 @@
 from datetime import date
+from unittest.mock import patch
 
 from odoo.exceptions import UserError, ValidationError
 from odoo.tests import freeze_time, tagged
@@ -65,10 +66,16 @@ class TestTrials(AutopayCommon):
         self._assert_logged(sub, "Trial reminder e-mailed")
 
     def test_a_trial_customer_without_an_e_mail_address_is_not_said_reminded(self):
+        """Reminders of a run are noted in one create (no ``message_post`` per subscription); the
+        customer without an address is not said reminded."""
         silent = self.env["res.partner"].create({"name": "Noel No-Mail"})
         sub = self._trial(partner=silent)
-        with freeze_time("2026-01-11"):
+        told = self._trial(partner=self.partner_b)
+        Thread = type(self.env["mail.thread"])
+        with patch.object(Thread, "message_post", side_effect=AssertionError("a note per subscription")), \
+                freeze_time("2026-01-11"):
             self._run_cron("subscription_billing.ir_cron_update_statuses")
+        self._assert_logged(told, "Trial reminder e-mailed: the trial ends on 01/14/2026.")
         self.assertTrue(sub.trial_reminder_sent, "not tried again every day")
         self._assert_logged(sub, "No trial reminder was e-mailed (the customer has no e-mail address): the trial "
                                  "ends on 01/14/2026.")

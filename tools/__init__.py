@@ -9,4 +9,4 @@ from .batch import (
     process_in_locked_batches,
     queue_job_enabled,
 )
-from .mail import CompiledTemplates, NoteBuffer, log_notes, not_mailed_reason, queue_mails
+from .mail import CompiledTemplates, NoteBuffer, has_email_address, log_notes, not_mailed_reason, queue_mails

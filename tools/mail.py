@@ -11,7 +11,7 @@ def queue_mails(template, records):
     billing or payment outcome. The template's body is compiled once for all the records of a
     language (``CompiledTemplates``). Returns the records an e-mail was queued for.
     """
-    records = records.filtered(lambda r: r.partner_id.email)
+    records = records.filtered(has_email_address)
     if not records:
         return records
     if not template:
@@ -26,10 +26,15 @@ def queue_mails(template, records):
     return records
 
 
+def has_email_address(record):
+    """``record``'s customer (its ``partner_id``, whom ``queue_mails`` writes to) has an e-mail address."""
+    return bool(record.partner_id.email)
+
+
 def not_mailed_reason(record):
     """Why ``queue_mails`` queued nothing for ``record`` (sent to its ``partner_id``), said in the
     chatter note that would otherwise say the customer was e-mailed."""
-    if not record.partner_id.email:
+    if not has_email_address(record):
         return record.env._("the customer has no e-mail address")
     return record.env._("it could not be prepared; the server log says why")
 
