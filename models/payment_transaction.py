@@ -35,23 +35,50 @@ class PaymentTransaction(models.Model):
 
     # === BUSINESS METHODS - PROCESSING === #
 
+    def _log_sent_message(self):
+        """While an autopay run calls the provider (context ``subscription_defer_logs``, the call's
+        own transaction), its transactions' messages are neither built nor logged: the charge keeps
+        the call's state and logs them with its post-processing (``subscription.charge._send``)."""
+        return super(PaymentTransaction, self._subscription_logging_now())._log_sent_message()
+
+    def _log_received_message(self):
+        """As ``_log_sent_message``: an autopay run's answers are logged with the post-processing."""
+        return super(PaymentTransaction, self._subscription_logging_now())._log_received_message()
+
+    def _subscription_logging_now(self):
+        """Those of these transactions whose messages are logged now (all but an autopay run's
+        while it calls the provider)."""
+        if not self.env.context.get("subscription_defer_logs"):
+            return self
+        return self.filtered(lambda tx: not tx._subscription_logs_in_batch())
+
+    def _subscription_call_notes(self, call_state):
+        """The messages Odoo logs for a token payment's call, for an autopay run's call whose
+        logging was left to its post-processing: the transaction initiated, then the answer if the
+        transaction is still in the state the call left it in (``call_state``; once it moved on,
+        whoever moved it logged the new answer).
+
+        :param str call_state: the transaction's state when the call returned
+        :return: list of ``(account.move record, message, author partner id)``, in order
+        """
+        self.ensure_one()
+        messages = [self._get_sent_message()]
+        if call_state == self.state and self.state != "draft":
+            messages.append(self._get_received_message())
+        return [note for message in messages if message for note in self._subscription_log_notes(message)]
+
     def _log_message_on_linked_documents(self, message):
         """Autopay charges' transactions log Odoo's messages on their invoices the light way (as
         internal notes through Odoo's ``_message_log_batch``, same text and author, without
-        ``message_post``'s recipients, reply-to and thread computations). While a charge is sent
-        (context ``subscription_defer_logs``: the call's own transaction) each message is logged at
-        once; during its post-processing (context ``subscription_log_buffer``, a
-        ``tools.NoteBuffer``) they are collected, and the charge logs them with its own notes in one
-        create per round (``tools.log_notes``), in the same transaction. Other transactions, and
-        autopay ones outside a run (a webhook, staff), log as Odoo does."""
-        context = self.env.context
-        buffer = context.get("subscription_log_buffer")
-        if (buffer is None and not context.get("subscription_defer_logs")) or not self._subscription_logs_in_batch():
+        ``message_post``'s recipients, reply-to and thread computations): during a charge's
+        post-processing (context ``subscription_log_buffer``, a ``tools.NoteBuffer``) they are
+        collected, and the charge logs them with its own notes in one create per round
+        (``tools.log_notes``), in the same transaction. Other transactions, and autopay ones
+        outside a run (a webhook, staff), log as Odoo does."""
+        buffer = self.env.context.get("subscription_log_buffer")
+        if buffer is None or not self._subscription_logs_in_batch():
             return super()._log_message_on_linked_documents(message)
-        if buffer is not None:
-            buffer.extend(self._subscription_log_notes(message))
-        else:
-            log_notes(self._subscription_log_notes(message))
+        buffer.extend(self._subscription_log_notes(message))
         return None
 
     def _subscription_logs_in_batch(self):
@@ -71,9 +98,15 @@ class PaymentTransaction(models.Model):
         return [(invoice, message, author.id) for invoice in self._get_invoices_to_notify()]
 
     def _apply_updates(self, payment_data):
-        """Autopay charges follow their transaction as soon as the provider's answer is applied."""
+        """Autopay charges follow their transaction as soon as the provider's answer is applied.
+        An answer arriving before the run post-processed the charge (a webhook) comes after the
+        messages of the run's call, which are logged first."""
+        sync = self.subscription_charge_ids and not self.env.context.get("subscription_charge_defer_sync")
+        if sync:
+            # Waits for a run settling the charge (then this is retried, and finds it settled).
+            log_notes(self.subscription_charge_ids._lock_pending(skip_locked=False)._take_call_notes())
         res = super()._apply_updates(payment_data)
-        if self.subscription_charge_ids and not self.env.context.get("subscription_charge_defer_sync"):
+        if sync:
             self.subscription_charge_ids._sync_from_transaction()
         return res
 

@@ -90,6 +90,12 @@ class SubscriptionCharge(models.Model):
         help="When the provider was called (saved just before the call): a charge interrupted before it "
         "was sent is charged again, one interrupted after is checked by a person.",
     )
+    call_state = fields.Char(
+        readonly=True, copy=False,
+        help="The transaction's state when the run's provider call returned, kept while Odoo's messages of that "
+        "call (initiated, then the answer) wait to be logged on the invoice with the charge's post-processing; "
+        "empty once logged.",
+    )
     review_reason = fields.Text(readonly=True, help="Why the outcome of this charge was unknown.")
     needs_review = fields.Boolean(
         compute="_compute_needs_review", store=True, index=True,
@@ -225,6 +231,7 @@ class SubscriptionCharge(models.Model):
     def action_check_status(self):
         """Ask the provider again; its answer settles the charge, or it stays in review."""
         self._check_reviewable()
+        log_notes(self._take_call_notes())  # before anything the new question logs
         for charge in self:
             tx = charge.transaction_id.sudo()  # every pending charge has one
             if tx.state == "draft":
@@ -238,6 +245,7 @@ class SubscriptionCharge(models.Model):
     def action_mark_paid(self):
         """Staff saw the money arrive (e.g. in the provider's dashboard): record the payment."""
         self._check_reviewable()
+        log_notes(self._take_call_notes())
         for charge in self:
             tx = charge.transaction_id.sudo()
             tx._set_done(state_message=self.env._("Marked as paid by %(user)s.", user=self.env.user.name))
@@ -247,6 +255,7 @@ class SubscriptionCharge(models.Model):
     def action_mark_failed(self):
         """Staff know the charge did not go through: it fails and follows the retry schedule."""
         self._check_reviewable()
+        log_notes(self._take_call_notes())
         for charge in self:
             message = self.env._("Marked as failed by %(user)s.", user=self.env.user.name)
             charge.transaction_id.sudo()._set_error(message)
@@ -534,18 +543,40 @@ class SubscriptionCharge(models.Model):
         return self.sudo().create(charge_vals)
 
     def _send(self):
-        """Ask the provider to charge this (committed) transaction."""
+        """Ask the provider to charge this (committed) transaction.
+
+        The charge follows the answer when it is post-processed. Odoo's messages of the call (the
+        transaction initiated, then its answer) are not written in the call's own transaction,
+        where every record is read cold after the previous commit (about a third of the send's
+        time): the call's state is kept (``call_state``) and the messages are logged with the
+        charge's post-processing, in batches (``_take_call_notes``).
+        """
         self.ensure_one()
-        # The charge follows its answer when it is post-processed; Odoo's messages are logged the
-        # light way meanwhile (``payment.transaction._log_message_on_linked_documents``).
         tx = self.transaction_id.sudo().with_context(subscription_charge_defer_sync=True,
                                                      subscription_defer_logs=True)
         try:
             with self.env.cr.savepoint():
                 tx._charge_with_token()
+                self.call_state = tx.state
         except Exception as error:  # an unexpected answer must not be guessed at
             _logger.exception("Autopay charge %s: the provider call failed", tx.reference)
             self._mark_review(self.env._("The call to the provider failed unexpectedly: %(error)s", error=error))
+
+    def _take_call_notes(self):
+        """Odoo's messages of these charges' provider calls, which ``_send`` left to be logged (the
+        transaction initiated; its answer while the transaction is still in the state the call left
+        it in: a later answer, e.g. a webhook's, is logged by Odoo itself), as notes for
+        ``tools.log_notes``, in order; the charges no longer have them to log.
+
+        :return: list of ``(account.move record, message, author partner id)``
+        """
+        waiting = self.filtered("call_state")
+        notes = []
+        for charge in waiting:
+            notes.extend(charge.transaction_id.sudo()._subscription_call_notes(charge.call_state))
+        if waiting:
+            waiting.call_state = False
+        return notes
 
     def _sync_from_transaction(self, skip_locked=False):
         """Make pending charges follow their transaction: paid, failed, pending or unknown. Every
@@ -557,7 +588,9 @@ class SubscriptionCharge(models.Model):
         """
         done = failed = self.browse()
         notes = NoteBuffer()
-        for charge in self.filtered(lambda c: c.state == "pending")._lock_pending(skip_locked=skip_locked):
+        locked = self.filtered(lambda c: c.state == "pending")._lock_pending(skip_locked=skip_locked)
+        notes.extend(locked._take_call_notes())  # the call's messages first, then what follows from them
+        for charge in locked:
             tx = charge.transaction_id.sudo()
             if tx.state == "done":
                 done |= charge

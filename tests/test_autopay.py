@@ -190,6 +190,68 @@ class TestAutopayOutcomes(AutopayCommon):
         self.assertEqual(len(tx.payment_id), 1)
         self.assertEqual(len(self._mails_to(self.partner, "received, thank you")), 1)
 
+    def test_the_provider_call_leaves_odoos_messages_to_the_post_processing(self):
+        """The provider call's own transaction neither builds nor logs Odoo's payment messages
+        (every record is read cold there): the charge keeps the call's state, and its
+        post-processing logs the messages, in order, once."""
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        Tx = type(self.env["payment.transaction"])
+        built = []
+        sent, received = Tx._get_sent_message, Tx._get_received_message
+
+        def building_sent(tx):
+            built.append("sent")
+            return sent(tx)
+
+        def building_received(tx):
+            built.append("received")
+            return received(tx)
+
+        with freeze_time("2026-05-01"), patch.object(Tx, "_get_sent_message", building_sent), \
+                patch.object(Tx, "_get_received_message", building_received):
+            charge = self.Charge._create_for_invoices(sub._bill())
+            charge._send()
+            self.assertEqual((built, charge.call_state, charge.transaction_id.state), ([], "done", "done"))
+            self.assertFalse(sub.invoice_ids.message_ids.filtered(lambda m: "transaction" in str(m.body)),
+                             "nothing logged by the call")
+            charge._sync_from_transaction(skip_locked=True)  # the run's post-processing
+        self.assertEqual(built, ["sent", "received"])
+        self.assertEqual(self._payment_notes(sub), ["initiated", "confirmed", "posted"])
+        self.assertFalse(charge.call_state)
+        charge._sync_from_transaction()  # nothing more to log
+        self.assertEqual(self._payment_notes(sub), ["initiated", "confirmed", "posted"])
+
+    def test_an_answer_arriving_after_the_call_comes_after_the_calls_messages(self):
+        """The call left the transaction pending; the webhook confirming it comes before the run's
+        post-processing: the call's messages (initiated, pending) come first, then Odoo's own."""
+        sub = self._create_autopay_subscription("pending", date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            charge = self.Charge._create_for_invoices(sub._bill())
+            charge._send()
+            self.assertEqual(charge.call_state, "pending")
+            tx = charge.transaction_id
+            tx._process("demo", {"reference": tx.reference, "simulated_state": "done"})  # the webhook
+            charge._sync_from_transaction(skip_locked=True)  # the run's turn: nothing left to do
+        self.assertEqual(charge.state, "done")
+        self.assertEqual(self._payment_notes(sub), ["initiated", "pending", "confirmed", "posted"])
+
+    def test_a_charge_settled_by_hand_keeps_the_calls_message_first(self):
+        """The provider never answered the call (transaction still a draft, charge in review);
+        staff mark it paid or failed: the call's message comes before what that logs."""
+        Tx = type(self.env["payment.transaction"])
+        for action, notes in (("action_mark_paid", ["initiated", "confirmed", "posted"]),
+                              ("action_mark_failed", ["initiated", "error"])):
+            with self.subTest(action=action), freeze_time("2026-05-01"):
+                partner = self.env["res.partner"].create({"name": action})
+                sub = self._create_autopay_subscription("done", partner=partner, date_start="2026-05-01")
+                charge = self.Charge._create_for_invoices(sub._bill())
+                with patch.object(Tx, "_send_payment_request", lambda tx: None):  # no answer
+                    charge._send()
+                self.assertEqual((charge.call_state, charge.transaction_id.state), ("draft", "draft"))
+                charge._mark_review("No answer from the provider.")
+                getattr(charge, action)()
+                self.assertEqual(self._payment_notes(sub), notes)
+
     def test_receipts_of_a_run_are_compiled_once_and_read_as_odoo_renders_them(self):
         """A batch of receipts compiles the template's body once (``tools.CompiledTemplates``),
         not once per charge as Odoo does for a body held as text, and each receipt reads what
