@@ -38,11 +38,13 @@ class PaymentTransaction(models.Model):
     def _log_sent_message(self):
         """While an autopay run calls the provider (context ``subscription_defer_logs``, the call's
         own transaction), its transactions' messages are neither built nor logged: the charge keeps
-        the call's state and logs them with its post-processing (``subscription.charge._send``)."""
+        the call's state (``subscription.charge.call_state``), and whoever handles the charge next
+        (the run's post-processing, a webhook, staff, Odoo's post-processing) logs them first
+        (``subscription.charge._take_call_notes``)."""
         return super(PaymentTransaction, self._subscription_logging_now())._log_sent_message()
 
     def _log_received_message(self):
-        """As ``_log_sent_message``: an autopay run's answers are logged with the post-processing."""
+        """As ``_log_sent_message``: an autopay run's answers are logged after the call."""
         return super(PaymentTransaction, self._subscription_logging_now())._log_received_message()
 
     def _subscription_logging_now(self):
@@ -54,9 +56,9 @@ class PaymentTransaction(models.Model):
 
     def _subscription_call_notes(self, call_state):
         """The messages Odoo logs for a token payment's call, for an autopay run's call whose
-        logging was left to its post-processing: the transaction initiated, then the answer if the
-        transaction is still in the state the call left it in (``call_state``; once it moved on,
-        whoever moved it logged the new answer).
+        logging was left for later: the transaction initiated, then the answer if the transaction
+        is still in the state the call left it in (``call_state``; an answer that moved it on is
+        logged by Odoo when it comes, after these, see ``_log_message_on_linked_documents``).
 
         :param str call_state: the transaction's state when the call returned
         :return: list of ``(account.move record, message, author partner id)``, in order
@@ -74,9 +76,13 @@ class PaymentTransaction(models.Model):
         post-processing (context ``subscription_log_buffer``, a ``tools.NoteBuffer``) they are
         collected, and the charge logs them with its own notes in one create per round
         (``tools.log_notes``), in the same transaction. Other transactions, and autopay ones
-        outside a run (a webhook, staff), log as Odoo does."""
+        outside a run (a webhook, staff, Odoo's post-processing cron), log as Odoo does, after
+        the messages of the run's call if they are still to be logged (the charge is locked
+        first, waiting for a run settling it)."""
         buffer = self.env.context.get("subscription_log_buffer")
         if buffer is None or not self._subscription_logs_in_batch():
+            if self.subscription_charge_ids:
+                log_notes(self.subscription_charge_ids._lock_pending(skip_locked=False)._take_call_notes())
             return super()._log_message_on_linked_documents(message)
         buffer.extend(self._subscription_log_notes(message))
         return None
@@ -100,7 +106,8 @@ class PaymentTransaction(models.Model):
     def _apply_updates(self, payment_data):
         """Autopay charges follow their transaction as soon as the provider's answer is applied.
         An answer arriving before the run post-processed the charge (a webhook) comes after the
-        messages of the run's call, which are logged first."""
+        messages of the run's call, logged first while the transaction is still in the state the
+        call left it in (so its answer is logged too)."""
         sync = self.subscription_charge_ids and not self.env.context.get("subscription_charge_defer_sync")
         if sync:
             # Waits for a run settling the charge (then this is retried, and finds it settled).

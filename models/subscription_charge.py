@@ -554,6 +554,10 @@ class SubscriptionCharge(models.Model):
         self.ensure_one()
         tx = self.transaction_id.sudo().with_context(subscription_charge_defer_sync=True,
                                                      subscription_defer_logs=True)
+        # Written first: this transaction locks the charge before its transaction, in the order a
+        # webhook locks them (``payment.transaction._apply_updates``); kept if the call fails.
+        self.call_state = "draft"
+        self.flush_recordset(["call_state"])
         try:
             with self.env.cr.savepoint():
                 tx._charge_with_token()
@@ -566,7 +570,8 @@ class SubscriptionCharge(models.Model):
         """Odoo's messages of these charges' provider calls, which ``_send`` left to be logged (the
         transaction initiated; its answer while the transaction is still in the state the call left
         it in: a later answer, e.g. a webhook's, is logged by Odoo itself), as notes for
-        ``tools.log_notes``, in order; the charges no longer have them to log.
+        ``tools.log_notes``, in order; ``call_state`` is cleared, so they are taken once. The
+        caller holds the charges' lock (``_lock_pending``).
 
         :return: list of ``(account.move record, message, author partner id)``
         """
@@ -580,7 +585,8 @@ class SubscriptionCharge(models.Model):
 
     def _sync_from_transaction(self, skip_locked=False):
         """Make pending charges follow their transaction: paid, failed, pending or unknown. Every
-        note (on invoices and subscriptions) is logged at the end, in batches.
+        note (on invoices and subscriptions) is logged at the end, in batches, the messages of the
+        run's provider call first (``_take_call_notes``).
 
         :param bool skip_locked: leave the charges another transaction is settling at this moment
             to it (autopay runs and their recovery, ``_post_process_group``); by default (a webhook,

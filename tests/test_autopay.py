@@ -235,6 +235,29 @@ class TestAutopayOutcomes(AutopayCommon):
         self.assertEqual(charge.state, "done")
         self.assertEqual(self._payment_notes(sub), ["initiated", "pending", "confirmed", "posted"])
 
+    def test_odoos_own_post_processing_before_the_run_comes_after_the_calls_messages(self):
+        """Odoo's post-processing cron may post a paid charge's payment before the run does, and a
+        call that failed unexpectedly is still said initiated: the call's messages come first."""
+        sub = self._create_autopay_subscription("done", date_start="2026-05-01")
+        with freeze_time("2026-05-01"):
+            charge = self.Charge._create_for_invoices(sub._bill())
+            charge._send()
+            tx = charge.transaction_id
+            tx._post_process()  # what Odoo's "post-process transactions" cron does with it
+            charge._sync_from_transaction(skip_locked=True)  # the run's turn
+        self.assertEqual((charge.state, len(tx.payment_id)), ("done", 1))
+        self.assertEqual(self._payment_notes(sub), ["initiated", "confirmed", "posted"])
+
+        failing = self._create_autopay_subscription("done", partner=self.partner_b, date_start="2026-05-01")
+        Tx = type(self.env["payment.transaction"])
+        with freeze_time("2026-05-01"), mute_logger(*MUTED), \
+                patch.object(Tx, "_send_payment_request", side_effect=RuntimeError("connection reset")):
+            charge = self.Charge._create_for_invoices(failing._bill())
+            charge._send()
+            self.assertEqual((charge.call_state, charge.needs_review), ("draft", True))
+            charge._sync_from_transaction(skip_locked=True)
+        self.assertEqual(self._payment_notes(failing), ["initiated"])
+
     def test_a_charge_settled_by_hand_keeps_the_calls_message_first(self):
         """The provider never answered the call (transaction still a draft, charge in review);
         staff mark it paid or failed: the call's message comes before what that logs."""
