@@ -231,7 +231,6 @@ class SubscriptionCharge(models.Model):
     def action_check_status(self):
         """Ask the provider again; its answer settles the charge, or it stays in review."""
         self._check_reviewable()
-        log_notes(self._take_call_notes())  # before anything the new question logs
         for charge in self:
             tx = charge.transaction_id.sudo()  # every pending charge has one
             if tx.state == "draft":
@@ -245,7 +244,6 @@ class SubscriptionCharge(models.Model):
     def action_mark_paid(self):
         """Staff saw the money arrive (e.g. in the provider's dashboard): record the payment."""
         self._check_reviewable()
-        log_notes(self._take_call_notes())
         for charge in self:
             tx = charge.transaction_id.sudo()
             tx._set_done(state_message=self.env._("Marked as paid by %(user)s.", user=self.env.user.name))
@@ -255,7 +253,6 @@ class SubscriptionCharge(models.Model):
     def action_mark_failed(self):
         """Staff know the charge did not go through: it fails and follows the retry schedule."""
         self._check_reviewable()
-        log_notes(self._take_call_notes())
         for charge in self:
             message = self.env._("Marked as failed by %(user)s.", user=self.env.user.name)
             charge.transaction_id.sudo()._set_error(message)
