@@ -2,7 +2,7 @@ import logging
 
 from odoo import api, models
 
-from ..tools import QUEUE_CHANNEL, left_in_domain
+from ..tools import QUEUE_CHANNEL, left_in_domain, lock_matching
 
 _logger = logging.getLogger(__name__)
 
@@ -23,7 +23,8 @@ class SubscriptionSubscription(models.Model):
         """A job: lock these records (``SKIP LOCKED``), keep those still matching the domain
         ``model_name.domain_method()``, and call ``method`` on them, as one batch of the
         scheduled action would. Records another job or worker holds, or that left the domain
-        meanwhile, are left alone (processed once, by whoever holds them); records still in the
+        meanwhile, are left alone (processed once, by whoever holds them; no lock is kept on the
+        ones that left, ``tools.batch.lock_matching``); records still in the
         domain after progress (a catch-up longer than one batch) go into a new job.
 
         :param str model_name: e.g. ``subscription.subscription``, ``account.move``
@@ -35,7 +36,7 @@ class SubscriptionSubscription(models.Model):
         """
         model = self.env[model_name].sudo()
         domain = getattr(model, domain_method)()
-        locked = model.browse(ids).exists().try_lock_for_update().filtered_domain(domain)
+        locked = lock_matching(model.browse(ids).exists().try_lock_for_update(), domain)
         if not locked:
             return "nothing left to do (done meanwhile, or held by another worker)"
         left = left_in_domain(model, getattr(locked, method)())

@@ -369,6 +369,47 @@ class TestWorkerLimits(SubscriptionCommon):
 
 
 @tagged("post_install", "-at_install")
+class TestLockedBatches(SubscriptionCommon):
+    """A batch holds locks only on the records it processes."""
+
+    def test_a_batch_keeps_no_lock_on_records_another_worker_took_meanwhile(self):
+        from odoo.addons.subscription_billing.tools import batch
+
+        subs = self._create_many_subscriptions(4, date_start="2026-01-01")
+        taken, rest = subs[:2], subs[2:]
+        Sub = self.env["subscription.subscription"]
+        SubClass, Cron = type(Sub), type(self.env["ir.cron"])
+        original_lock, original_bill = SubClass.try_lock_for_update, SubClass._bill
+        events = []
+
+        def lock(records, *args, **kwargs):
+            if not any(event[0] == "lock" for event in events):
+                # Between this worker's search and its lock, another one took two and committed.
+                taken.billing_failed_on = "2026-01-01"
+            locked = original_lock(records, *args, **kwargs)
+            events.append(("lock", set(locked.ids)))
+            return locked
+
+        def bill(records):
+            events.append(("bill", set(records.ids)))
+            return original_bill(records)
+
+        with freeze_time("2026-01-01"), \
+                patch.object(SubClass, "try_lock_for_update", lock), patch.object(SubClass, "_bill", bill), \
+                patch.object(Cron, "_commit_progress", lambda cron, processed=0, **kw: events.append(("commit",)) or 60.0):
+            batch.process_in_locked_batches(Sub, Sub._billable_domain(), "_bill", 10)
+        first = next(i for i, event in enumerate(events) if event[0] == "lock")
+        self.assertEqual(events[first:first + 4], [
+            ("lock", set(subs.ids)),  # the two taken ones were free to lock: the other worker committed
+            ("commit",),  # released at once, not held while the batch is processed
+            ("lock", set(rest.ids)),
+            ("bill", set(rest.ids)),
+        ])
+        self.assertEqual(len(rest.invoice_ids), 2)
+        self.assertFalse(taken.invoice_ids, "left to the worker that took them")
+
+
+@tagged("post_install", "-at_install")
 class TestPoisonRecords(SubscriptionCommon):
     """A subscription whose data Odoo would refuse (or bill wrongly) fails alone, with a reason its
     salesperson can act on, and the rest of the batch is billed in one go."""

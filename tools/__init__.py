@@ -6,6 +6,7 @@ from .batch import (
     is_transient_db_error,
     job_budget_end,
     left_in_domain,
+    lock_matching,
     process_in_locked_batches,
     queue_job_enabled,
 )

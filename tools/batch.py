@@ -96,7 +96,7 @@ def process_in_locked_batches(model, domain, method, batch_size, order="id", que
             return True
         remaining = model.search_count(domain) if len(candidates) == window else len(candidates)
         cron._commit_progress(remaining=remaining)
-        locked = fresh.try_lock_for_update(limit=batch_size).filtered_domain(domain)
+        locked = lock_matching(fresh.try_lock_for_update(limit=batch_size), domain)
         if not locked:
             return True  # other workers hold every candidate
         skipped.update(left_in_domain(model, getattr(locked, method)()).ids)
@@ -104,6 +104,33 @@ def process_in_locked_batches(model, domain, method, batch_size, order="id", que
                      remaining - len(locked))
         if not cron._commit_progress(len(locked)):
             return False
+
+
+def lock_matching(locked, domain):
+    """Of these just-locked records, the ones still in ``domain``, and no lock held on the others.
+
+    A record can leave the domain between the search and the lock: another worker took it and
+    committed. Its lock would otherwise be held until this batch's first commit, and that worker
+    may still have to lock the record itself (an autopay run locks each invoice again, in a
+    transaction of its own, just before calling the provider, and leaves a locked one to the next
+    run). So when some records left, every lock is released (a commit: nothing else is pending
+    in this transaction) and those still in the domain are locked again, as often as needed.
+
+    :param locked: records just locked by ``try_lock_for_update`` in this transaction (the
+        domain is checked against its snapshot; each new lock after a commit is the new
+        transaction's first statement)
+    :param domain: the batch's ``Domain`` (or list)
+    :return: the records locked and in ``domain`` (possibly fewer: another worker may lock some
+        while they are released)
+    """
+    while True:
+        matching = locked.filtered_domain(domain)
+        if len(matching) == len(locked):
+            return locked
+        locked.env["ir.cron"]._commit_progress()
+        if not matching:
+            return matching
+        locked = matching.try_lock_for_update()
 
 
 def left_in_domain(model, result):
