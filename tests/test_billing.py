@@ -408,6 +408,31 @@ class TestLockedBatches(SubscriptionCommon):
         self.assertEqual(len(rest.invoice_ids), 2)
         self.assertFalse(taken.invoice_ids, "left to the worker that took them")
 
+    def test_a_worker_whose_locked_rows_were_all_taken_meanwhile_looks_again(self):
+        from odoo.addons.subscription_billing.tools import batch
+
+        subs = self._create_many_subscriptions(4, date_start="2026-01-01")
+        taken, rest = subs[:2], subs[2:]
+        Sub = self.env["subscription.subscription"]
+        SubClass, Cron = type(Sub), type(self.env["ir.cron"])
+        original_lock = SubClass.try_lock_for_update
+        locks = []
+
+        def lock(records, *args, **kwargs):
+            if not locks:  # the first batch's rows were taken by another worker meanwhile
+                taken.billing_failed_on = "2026-01-01"
+            locked = original_lock(records, *args, **kwargs)
+            locks.append(set(locked.ids))
+            return locked
+
+        with freeze_time("2026-01-01"), patch.object(SubClass, "try_lock_for_update", lock), \
+                patch.object(Cron, "_commit_progress", lambda cron, processed=0, **kw: 60.0):
+            done = batch.process_in_locked_batches(Sub, Sub._billable_domain(), "_bill", 2)
+        self.assertEqual(locks[0], set(taken.ids))
+        self.assertTrue(done)
+        self.assertEqual(len(rest.invoice_ids), 2, "the worker went on with the other candidates instead of stopping")
+        self.assertFalse(taken.invoice_ids)
+
 
 @tagged("post_install", "-at_install")
 class TestPoisonRecords(SubscriptionCommon):

@@ -96,9 +96,12 @@ def process_in_locked_batches(model, domain, method, batch_size, order="id", que
             return True
         remaining = model.search_count(domain) if len(candidates) == window else len(candidates)
         cron._commit_progress(remaining=remaining)
-        locked = lock_matching(fresh.try_lock_for_update(limit=batch_size), domain)
-        if not locked:
+        grabbed = fresh.try_lock_for_update(limit=batch_size)
+        if not grabbed:
             return True  # other workers hold every candidate
+        locked = lock_matching(grabbed, domain)
+        if not locked:
+            continue  # those were taken by another worker since the search: search again
         skipped.update(left_in_domain(model, getattr(locked, method)()).ids)
         _logger.info("%s.%s: %s records processed, about %s left", model._name, method, len(locked),
                      remaining - len(locked))
