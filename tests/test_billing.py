@@ -394,9 +394,13 @@ class TestLockedBatches(SubscriptionCommon):
             events.append(("bill", set(records.ids)))
             return original_bill(records)
 
+        def commit(cron, processed=0, **kwargs):
+            events.append(("commit",))
+            return 60.0
+
         with freeze_time("2026-01-01"), \
                 patch.object(SubClass, "try_lock_for_update", lock), patch.object(SubClass, "_bill", bill), \
-                patch.object(Cron, "_commit_progress", lambda cron, processed=0, **kw: events.append(("commit",)) or 60.0):
+                patch.object(Cron, "_commit_progress", commit):
             batch.process_in_locked_batches(Sub, Sub._billable_domain(), "_bill", 10)
         first = next(i for i, event in enumerate(events) if event[0] == "lock")
         self.assertEqual(events[first:first + 4], [
