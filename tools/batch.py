@@ -100,8 +100,11 @@ def process_in_locked_batches(model, domain, method, batch_size, order="id", que
         if not grabbed:
             return True  # other workers hold every candidate
         locked = lock_matching(grabbed, domain)
+        # The others were taken by another worker since the search: never taken again in this
+        # call (so a row the search finds but the domain check drops cannot loop), search again.
+        skipped.update((grabbed - locked).ids)
         if not locked:
-            continue  # those were taken by another worker since the search: search again
+            continue
         skipped.update(left_in_domain(model, getattr(locked, method)()).ids)
         _logger.info("%s.%s: %s records processed, about %s left", model._name, method, len(locked),
                      remaining - len(locked))
