@@ -437,6 +437,33 @@ class TestLockedBatches(SubscriptionCommon):
         self.assertEqual(len(rest.invoice_ids), 2, "the worker went on with the other candidates instead of stopping")
         self.assertFalse(taken.invoice_ids)
 
+    def test_a_queue_job_keeps_no_lock_on_records_taken_since_it_was_enqueued(self):
+        subs = self._create_many_subscriptions(4, date_start="2026-01-01")
+        taken, rest = subs[:2], subs[2:]
+        Sub = self.env["subscription.subscription"]
+        SubClass, Cron = type(Sub), type(self.env["ir.cron"])
+        original_lock = SubClass.try_lock_for_update
+        events = []
+
+        def lock(records, *args, **kwargs):
+            if not events:  # another worker took two since the job was enqueued
+                taken.billing_failed_on = "2026-01-01"
+            locked = original_lock(records, *args, **kwargs)
+            events.append(("lock", set(locked.ids)))
+            return locked
+
+        def commit(cron, processed=0, **kwargs):
+            events.append(("commit",))
+            return 60.0
+
+        with freeze_time("2026-01-01"), patch.object(SubClass, "try_lock_for_update", lock), \
+                patch.object(Cron, "_commit_progress", commit):
+            summary = Sub._subscription_job_batch("subscription.subscription", "_bill", subs.ids, "_billable_domain")
+        self.assertEqual(events[:3], [("lock", set(subs.ids)), ("commit",), ("lock", set(rest.ids))])
+        self.assertIn("2 processed", summary)
+        self.assertEqual(len(rest.invoice_ids), 2)
+        self.assertFalse(taken.invoice_ids)
+
 
 @tagged("post_install", "-at_install")
 class TestPoisonRecords(SubscriptionCommon):
