@@ -1,3 +1,4 @@
+from contextlib import contextmanager
 from datetime import date
 from unittest.mock import patch
 
@@ -372,36 +373,43 @@ class TestWorkerLimits(SubscriptionCommon):
 class TestLockedBatches(SubscriptionCommon):
     """A batch holds locks only on the records it processes."""
 
+    @contextmanager
+    def _taken_meanwhile(self, taken):
+        """Another worker takes ``taken`` (and commits) just before the first lock; yields the
+        events seen: ("lock", ids locked), ("commit",), and whatever the caller adds."""
+        SubClass, Cron = type(self.env["subscription.subscription"]), type(self.env["ir.cron"])
+        original_lock = SubClass.try_lock_for_update
+        events = []
+
+        def lock(records, *args, **kwargs):
+            if not any(event[0] == "lock" for event in events):
+                taken.billing_failed_on = "2026-01-01"
+            locked = original_lock(records, *args, **kwargs)
+            events.append(("lock", set(locked.ids)))
+            return locked
+
+        def commit(cron, processed=0, **kwargs):
+            events.append(("commit",))
+            return 60.0
+
+        with freeze_time("2026-01-01"), patch.object(SubClass, "try_lock_for_update", lock), \
+                patch.object(Cron, "_commit_progress", commit):
+            yield events
+
     def test_a_batch_keeps_no_lock_on_records_another_worker_took_meanwhile(self):
         from odoo.addons.subscription_billing.tools import batch
 
         subs = self._create_many_subscriptions(4, date_start="2026-01-01")
         taken, rest = subs[:2], subs[2:]
         Sub = self.env["subscription.subscription"]
-        SubClass, Cron = type(Sub), type(self.env["ir.cron"])
-        original_lock, original_bill = SubClass.try_lock_for_update, SubClass._bill
-        events = []
+        original_bill = type(Sub)._bill
+        with self._taken_meanwhile(taken) as events:
+            def bill(records):
+                events.append(("bill", set(records.ids)))
+                return original_bill(records)
 
-        def lock(records, *args, **kwargs):
-            if not any(event[0] == "lock" for event in events):
-                # Between this worker's search and its lock, another one took two and committed.
-                taken.billing_failed_on = "2026-01-01"
-            locked = original_lock(records, *args, **kwargs)
-            events.append(("lock", set(locked.ids)))
-            return locked
-
-        def bill(records):
-            events.append(("bill", set(records.ids)))
-            return original_bill(records)
-
-        def commit(cron, processed=0, **kwargs):
-            events.append(("commit",))
-            return 60.0
-
-        with freeze_time("2026-01-01"), \
-                patch.object(SubClass, "try_lock_for_update", lock), patch.object(SubClass, "_bill", bill), \
-                patch.object(Cron, "_commit_progress", commit):
-            batch.process_in_locked_batches(Sub, Sub._billable_domain(), "_bill", 10)
+            with patch.object(type(Sub), "_bill", bill):
+                batch.process_in_locked_batches(Sub, Sub._billable_domain(), "_bill", 10)
         first = next(i for i, event in enumerate(events) if event[0] == "lock")
         self.assertEqual(events[first:first + 4], [
             ("lock", set(subs.ids)),  # the two taken ones were free to lock: the other worker committed
@@ -418,21 +426,9 @@ class TestLockedBatches(SubscriptionCommon):
         subs = self._create_many_subscriptions(4, date_start="2026-01-01")
         taken, rest = subs[:2], subs[2:]
         Sub = self.env["subscription.subscription"]
-        SubClass, Cron = type(Sub), type(self.env["ir.cron"])
-        original_lock = SubClass.try_lock_for_update
-        locks = []
-
-        def lock(records, *args, **kwargs):
-            if not locks:  # the first batch's rows were taken by another worker meanwhile
-                taken.billing_failed_on = "2026-01-01"
-            locked = original_lock(records, *args, **kwargs)
-            locks.append(set(locked.ids))
-            return locked
-
-        with freeze_time("2026-01-01"), patch.object(SubClass, "try_lock_for_update", lock), \
-                patch.object(Cron, "_commit_progress", lambda cron, processed=0, **kw: 60.0):
+        with self._taken_meanwhile(taken) as events:
             done = batch.process_in_locked_batches(Sub, Sub._billable_domain(), "_bill", 2)
-        self.assertEqual(locks[0], set(taken.ids))
+        self.assertEqual(next(event for event in events if event[0] == "lock"), ("lock", set(taken.ids)))
         self.assertTrue(done)
         self.assertEqual(len(rest.invoice_ids), 2, "the worker went on with the other candidates instead of stopping")
         self.assertFalse(taken.invoice_ids)
@@ -441,23 +437,7 @@ class TestLockedBatches(SubscriptionCommon):
         subs = self._create_many_subscriptions(4, date_start="2026-01-01")
         taken, rest = subs[:2], subs[2:]
         Sub = self.env["subscription.subscription"]
-        SubClass, Cron = type(Sub), type(self.env["ir.cron"])
-        original_lock = SubClass.try_lock_for_update
-        events = []
-
-        def lock(records, *args, **kwargs):
-            if not events:  # another worker took two since the job was enqueued
-                taken.billing_failed_on = "2026-01-01"
-            locked = original_lock(records, *args, **kwargs)
-            events.append(("lock", set(locked.ids)))
-            return locked
-
-        def commit(cron, processed=0, **kwargs):
-            events.append(("commit",))
-            return 60.0
-
-        with freeze_time("2026-01-01"), patch.object(SubClass, "try_lock_for_update", lock), \
-                patch.object(Cron, "_commit_progress", commit):
+        with self._taken_meanwhile(taken) as events:
             summary = Sub._subscription_job_batch("subscription.subscription", "_bill", subs.ids, "_billable_domain")
         self.assertEqual(events[:3], [("lock", set(subs.ids)), ("commit",), ("lock", set(rest.ids))])
         self.assertIn("2 processed", summary)
